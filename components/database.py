@@ -1,0 +1,253 @@
+"""PostgresDatabase: the RDS for PostgreSQL instance and what it needs.
+
+Parameter group (named by prefix, so a major upgrade creates the new family's
+group before deleting the old one), subnet group, log groups with a retention
+(created before the instance, so RDS does not create them without one), the
+Enhanced Monitoring role, the instance itself and optional read replicas.
+
+Defaults are the secure ones; a stack only tunes them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from infra.catalog import parameter_group_family
+
+LOG_EXPORTS = ("postgresql", "upgrade")
+EXTENDED_SUPPORT_DISABLED = "open-source-rds-extended-support-disabled"
+CA_CERTIFICATE = "rds-ca-rsa2048-g1"
+MONITORING_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+# (name, value, apply method). Static parameters must say pending-reboot, or
+# every update shows a diff (pulumi/pulumi-aws#2442).
+PARAMETERS: tuple[tuple[str, str, str], ...] = (
+    ("rds.force_ssl", "1", "immediate"),  # FSBP RDS.38: TLS only
+    ("ssl_min_protocol_version", "TLSv1.2", "immediate"),
+    ("log_min_duration_statement", "500", "immediate"),  # ms; CKV2_AWS_30
+    ("log_statement", "ddl", "immediate"),  # CKV2_AWS_30, without logging data
+    ("shared_preload_libraries", "pg_stat_statements", "pending-reboot"),
+    ("track_io_timing", "1", "immediate"),
+    # As-of lookups run in well under a millisecond; JIT compilation would cost
+    # more than the query whenever the planner's estimate crosses jit_above_cost.
+    ("jit", "0", "immediate"),
+    ("random_page_cost", "1.1", "immediate"),  # gp3 is SSD: index lookups are cheap
+    # An idle open transaction holds back vacuum of the cumulative tables.
+    ("idle_in_transaction_session_timeout", "300000", "immediate"),
+    ("log_autovacuum_min_duration", "10000", "immediate"),
+)
+
+
+@dataclass(frozen=True)
+class PostgresDatabaseArgs:
+    identifier: str
+    """RDS instance identifier; fixed so runbooks and restores can name it."""
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    instance_class: pulumi.Input[str] = "db.t3.micro"
+    engine_major_version: str = "17"
+    multi_az: pulumi.Input[bool] = True
+    allocated_storage_gb: pulumi.Input[int] = 20
+    max_allocated_storage_gb: pulumi.Input[int] = 100
+    backup_retention_days: pulumi.Input[int] = 7
+    backup_window: pulumi.Input[str] = "03:00-03:30"
+    maintenance_window: pulumi.Input[str] = "sun:04:00-sun:04:30"
+    deletion_protection: pulumi.Input[bool] = True
+    keep_final_snapshot: bool = True
+    """Take a uniquely named final snapshot and keep automated backups on delete."""
+    protect: bool = True
+    publicly_accessible: pulumi.Input[bool] = False
+    performance_insights: pulumi.Input[bool] = True
+    monitoring_interval_seconds: int = 60
+    log_retention_days: pulumi.Input[int] = 30
+    read_replicas: int = 0
+    master_username: pulumi.Input[str] = "temporaldb_admin"
+    """Not `postgres` (FSBP RDS.25); the password lives in Secrets Manager only."""
+
+
+class PostgresDatabase(pulumi.ComponentResource):
+    identifier: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    address: pulumi.Output[str]
+    port: pulumi.Output[int]
+    master_secret_arn: pulumi.Output[str | None]
+    parameter_group_name: pulumi.Output[str]
+    subnet_group_name: pulumi.Output[str]
+    engine_version_actual: pulumi.Output[str]
+    replica_endpoints: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: PostgresDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("temporaldb:database:PostgresDatabase", name, None, opts)
+        self._name = name
+        self._args = args
+        parameter_group = self._parameter_group()
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            name_prefix=f"{args.identifier}-",
+            description=f"Private subnets of {args.identifier}",
+            subnet_ids=args.subnet_ids,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        monitoring_role_arn = self._monitoring_role_arn()
+        instance = aws.rds.Instance(
+            f"{name}-instance",
+            identifier=args.identifier,
+            engine="postgres",
+            engine_version=args.engine_major_version,
+            instance_class=args.instance_class,
+            multi_az=args.multi_az,
+            storage_type="gp3",
+            allocated_storage=args.allocated_storage_gb,
+            max_allocated_storage=args.max_allocated_storage_gb,
+            storage_encrypted=True,
+            db_subnet_group_name=subnet_group.name,
+            parameter_group_name=parameter_group.name,
+            username=args.master_username,
+            manage_master_user_password=True,
+            backup_retention_period=args.backup_retention_days,
+            backup_window=args.backup_window,
+            maintenance_window=args.maintenance_window,
+            delete_automated_backups=not args.keep_final_snapshot,
+            skip_final_snapshot=not args.keep_final_snapshot,
+            final_snapshot_identifier=self._final_snapshot_identifier(),
+            deletion_protection=args.deletion_protection,
+            **self._shared_instance_settings(monitoring_role_arn),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, depends_on=self._log_groups("primary", args.identifier)
+            ),
+        )
+        replicas = [self._replica(index, instance, monitoring_role_arn) for index in range(1, args.read_replicas + 1)]
+
+        self.identifier = instance.identifier
+        self.endpoint = instance.endpoint
+        self.address = instance.address
+        self.port = instance.port
+        self.master_secret_arn = instance.master_user_secrets.apply(lambda secrets: secrets[0].secret_arn if secrets else None)
+        self.parameter_group_name = parameter_group.name
+        self.subnet_group_name = subnet_group.name
+        self.engine_version_actual = instance.engine_version_actual
+        self.replica_endpoints = pulumi.Output.all(*[replica.endpoint for replica in replicas])
+        self.register_outputs(
+            {
+                "identifier": self.identifier,
+                "endpoint": self.endpoint,
+                "address": self.address,
+                "port": self.port,
+                "master_secret_arn": self.master_secret_arn,
+                "parameter_group_name": self.parameter_group_name,
+                "subnet_group_name": self.subnet_group_name,
+                "engine_version_actual": self.engine_version_actual,
+                "replica_endpoints": self.replica_endpoints,
+            }
+        )
+
+    def _parameter_group(self) -> aws.rds.ParameterGroup:
+        family = parameter_group_family(self._args.engine_major_version)
+        return aws.rds.ParameterGroup(
+            f"{self._name}-params",
+            # A prefix, not a name: a family change replaces the group create-before-delete.
+            name_prefix=f"{self._args.identifier}-{family}-",
+            family=family,
+            description=f"{self._args.identifier} {family}: TLS only, query logging, pg_stat_statements",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(name=key, value=value, apply_method=method)
+                for key, value, method in PARAMETERS
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _log_groups(self, suffix: str, identifier: str) -> list[aws.cloudwatch.LogGroup]:
+        return [
+            aws.cloudwatch.LogGroup(
+                f"{self._name}-{suffix}-{export}-log",
+                name=f"/aws/rds/instance/{identifier}/{export}",
+                retention_in_days=self._args.log_retention_days,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for export in LOG_EXPORTS
+        ]
+
+    def _monitoring_role_arn(self) -> pulumi.Output[str] | None:
+        if self._args.monitoring_interval_seconds == 0:
+            return None
+        role = aws.iam.Role(
+            f"{self._name}-monitoring-role",
+            description=f"Enhanced Monitoring for {self._args.identifier}",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{self._name}-monitoring-policy",
+            role=role.name,
+            policy_arn=MONITORING_POLICY_ARN,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # The instance must not use the role before its policy is attached.
+        return pulumi.Output.all(role.arn, attachment.id).apply(lambda values: str(values[0]))
+
+    def _final_snapshot_identifier(self) -> pulumi.Output[str] | None:
+        if not self._args.keep_final_snapshot:
+            return None
+        # A fixed name fails the second destroy with DBSnapshotAlreadyExists.
+        suffix = random.RandomId(
+            f"{self._name}-final-snapshot-suffix",
+            byte_length=4,
+            keepers={"identifier": self._args.identifier},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return suffix.hex.apply(lambda hex_suffix: f"{self._args.identifier}-final-{hex_suffix}")
+
+    def _shared_instance_settings(self, monitoring_role_arn: pulumi.Output[str] | None) -> dict[str, object]:
+        """Settings the primary and its replicas share."""
+        args = self._args
+        return {
+            "publicly_accessible": args.publicly_accessible,
+            "vpc_security_group_ids": args.security_group_ids,
+            "iam_database_authentication_enabled": True,
+            "copy_tags_to_snapshot": True,
+            "auto_minor_version_upgrade": True,
+            "allow_major_version_upgrade": False,
+            "engine_lifecycle_support": EXTENDED_SUPPORT_DISABLED,
+            "ca_cert_identifier": CA_CERTIFICATE,
+            "enabled_cloudwatch_logs_exports": list(LOG_EXPORTS),
+            "performance_insights_enabled": args.performance_insights,
+            "performance_insights_retention_period": 7,  # the free tier
+            "monitoring_interval": args.monitoring_interval_seconds,
+            "monitoring_role_arn": monitoring_role_arn,
+        }
+
+    def _replica(
+        self, index: int, primary: aws.rds.Instance, monitoring_role_arn: pulumi.Output[str] | None
+    ) -> aws.rds.Instance:
+        identifier = f"{self._args.identifier}-replica-{index}"
+        return aws.rds.Instance(
+            f"{self._name}-replica-{index}",
+            identifier=identifier,
+            replicate_source_db=primary.identifier,
+            instance_class=self._args.instance_class,
+            storage_type="gp3",
+            max_allocated_storage=self._args.max_allocated_storage_gb,
+            parameter_group_name=primary.parameter_group_name,
+            backup_retention_period=0,
+            skip_final_snapshot=True,
+            deletion_protection=False,
+            **self._shared_instance_settings(monitoring_role_arn),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._log_groups(f"replica-{index}", identifier)),
+        )

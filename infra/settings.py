@@ -1,0 +1,453 @@
+"""Stack settings: the one place that reads `pulumi.Config()`.
+
+`load_settings()` reads every `temporaldb:` key once, validates all of them and
+returns frozen objects the components take as arguments. Validation collects
+every problem and raises one `SettingsError` naming key, value and the stack
+file to edit, before any resource is registered.
+
+`parse_settings()` is the pure part: it takes the raw strings exactly as the
+Pulumi engine hands them to the program, so tests and the offline plan use the
+same code path as `pulumi up`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+
+from infra.catalog import INSTANCE_CLASSES, SUPPORTED_MAJOR_VERSIONS
+
+PROJECT: Final = "temporaldb"
+
+# Every key the program reads, in the order of Pulumi.yaml's `config:` block.
+# tests/test_settings.py checks the two stay in step.
+SETTING_KEYS: Final = (
+    "instanceClass",
+    "multiAz",
+    "engineVersion",
+    "allocatedStorageGb",
+    "maxAllocatedStorageGb",
+    "backupRetentionDays",
+    "backupWindow",
+    "maintenanceWindow",
+    "deletionProtection",
+    "publiclyAccessible",
+    "allowedCidrs",
+    "allowedSecurityGroupIds",
+    "vpcId",
+    "subnetIds",
+    "vpcCidr",
+    "performanceInsights",
+    "monitoringIntervalSeconds",
+    "alarmEmail",
+    "monthlyBudgetUsd",
+    "readReplicas",
+    "sports",
+    "costCenter",
+    "logRetentionDays",
+)
+REGION_KEY: Final = "aws:region"
+
+MONITORING_INTERVALS: Final = (0, 1, 5, 10, 15, 30, 60)
+LOG_RETENTION_DAYS: Final = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+MINUTES_PER_DAY: Final = 24 * 60
+MINUTES_PER_WEEK: Final = 7 * MINUTES_PER_DAY
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_CLOCK = r"([01]\d|2[0-3]):([0-5]\d)"
+_BACKUP_WINDOW = re.compile(rf"^{_CLOCK}-{_CLOCK}$")
+_DAY = "(" + "|".join(WEEKDAYS) + ")"
+_MAINTENANCE_WINDOW = re.compile(rf"^{_DAY}:{_CLOCK}-{_DAY}:{_CLOCK}$")
+_SPORT = re.compile(r"^[a-z][a-z0-9_]{1,20}$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}([0-9a-f]{9})?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+
+
+class SettingsError(pulumi.RunError):
+    """Invalid stack settings; the message lists every problem found."""
+
+    def __init__(self, stack_file: str, problems: list[str]) -> None:
+        self.stack_file = stack_file
+        self.problems = problems
+        plural = "s" if len(problems) != 1 else ""
+        lines = [f"{stack_file}: {len(problems)} invalid setting{plural}; edit the file and run again:"]
+        lines += [f"  - {problem}" for problem in problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time range in minutes since Monday 00:00 UTC (start inclusive)."""
+
+    start_minute: int
+    length_minutes: int
+
+    def overlaps(self, other: Window) -> bool:
+        return (other.start_minute - self.start_minute) % MINUTES_PER_WEEK < self.length_minutes or (
+            self.start_minute - other.start_minute
+        ) % MINUTES_PER_WEEK < other.length_minutes
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    vpc_id: str | None
+    subnet_ids: tuple[str, ...]
+    vpc_cidr: str
+
+    @property
+    def creates_vpc(self) -> bool:
+        return not self.subnet_ids
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    allowed_cidrs: tuple[str, ...]
+    allowed_security_group_ids: tuple[str, ...]
+    publicly_accessible: bool
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    instance_class: str
+    multi_az: bool
+    engine_major_version: str
+    allocated_storage_gb: int
+    max_allocated_storage_gb: int
+    backup_retention_days: int
+    backup_window: str
+    maintenance_window: str
+    deletion_protection: bool
+    performance_insights: bool
+    monitoring_interval_seconds: int
+    read_replicas: int
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    alarm_email: str | None
+    monthly_budget_usd: int
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    project: str
+    stack: str
+    region: str
+    production: bool
+    cost_center: str
+    sports: tuple[str, ...]
+    network: NetworkSettings
+    access: AccessSettings
+    database: DatabaseSettings
+    monitoring: MonitoringSettings
+
+    @property
+    def stack_file(self) -> str:
+        return stack_file_name(self.stack)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags every resource carries (through the provider's default_tags).
+
+        `stack` is qualified by the project so that it is unique in the account:
+        the cost budget filters on it alone.
+        """
+        return {"project": self.project, "stack": self.qualified_stack, "costCenter": self.cost_center}
+
+    @property
+    def qualified_stack(self) -> str:
+        return f"{self.project}-{self.stack}"
+
+
+def stack_file_name(stack: str) -> str:
+    return f"Pulumi.{stack}.yaml"
+
+
+def is_production_stack(stack: str) -> bool:
+    """prod rules apply to `prod` and to stacks named `prod-*` (e.g. prod-eu)."""
+    return stack == "prod" or stack.startswith("prod-")
+
+
+class _Reader:
+    """Parses raw config strings, recording problems instead of stopping."""
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def problem(self, key: str, why: str) -> None:
+        shown = self.raw.get(_full_key(key), "<unset>")
+        self.problems.append(f"{_full_key(key)} = {shown}: {why}")
+
+    def text(self, key: str) -> str:
+        value = self.raw.get(_full_key(key))
+        if value is None:
+            self.problems.append(f"{_full_key(key)} is not set; declare it in the stack file")
+            return ""
+        return value.strip()
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        value = self.text(key)
+        try:
+            number = int(value)
+        except ValueError:
+            if _full_key(key) in self.raw:
+                self.problem(key, "must be a whole number")
+            return low
+        if not low <= number <= high:
+            self.problem(key, f"must be between {low} and {high}")
+        return number
+
+    def boolean(self, key: str) -> bool:
+        value = self.text(key).lower()
+        if value not in ("true", "false"):
+            if _full_key(key) in self.raw:
+                self.problem(key, "must be true or false")
+            return False
+        return value == "true"
+
+    def string_list(self, key: str) -> tuple[str, ...]:
+        value = self.text(key)
+        if value == "":
+            return ()
+        try:
+            items = json.loads(value)
+        except json.JSONDecodeError:
+            self.problem(key, "must be a YAML list of strings")
+            return ()
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            self.problem(key, "must be a YAML list of strings")
+            return ()
+        return tuple(item.strip() for item in items)
+
+
+def _full_key(key: str) -> str:
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
+def parse_backup_window(text: str) -> Window | None:
+    match = _BACKUP_WINDOW.match(text)
+    if match is None:
+        return None
+    start = int(match[1]) * 60 + int(match[2])
+    end = int(match[3]) * 60 + int(match[4])
+    return Window(start, (end - start) % MINUTES_PER_DAY)
+
+
+def parse_maintenance_window(text: str) -> Window | None:
+    match = _MAINTENANCE_WINDOW.match(text.lower())
+    if match is None:
+        return None
+    start = WEEKDAYS.index(match[1]) * MINUTES_PER_DAY + int(match[2]) * 60 + int(match[3])
+    end = WEEKDAYS.index(match[4]) * MINUTES_PER_DAY + int(match[5]) * 60 + int(match[6])
+    return Window(start, (end - start) % MINUTES_PER_WEEK)
+
+
+def _daily(window: Window) -> list[Window]:
+    return [Window(day * MINUTES_PER_DAY + window.start_minute, window.length_minutes) for day in range(7)]
+
+
+def _check_windows(reader: _Reader, backup_text: str, maintenance_text: str) -> None:
+    backup = parse_backup_window(backup_text)
+    maintenance = parse_maintenance_window(maintenance_text)
+    if backup is None:
+        reader.problem("backupWindow", "must look like hh24:mi-hh24:mi in UTC, e.g. 03:00-03:30")
+    elif backup.length_minutes < 30:
+        reader.problem("backupWindow", "must last at least 30 minutes")
+    if maintenance is None:
+        reader.problem("maintenanceWindow", "must look like ddd:hh24:mi-ddd:hh24:mi in UTC, e.g. sun:04:00-sun:04:30")
+    elif maintenance.length_minutes < 30:
+        reader.problem("maintenanceWindow", "must last at least 30 minutes")
+    if backup and maintenance and any(maintenance.overlaps(day) for day in _daily(backup)):
+        reader.problem("maintenanceWindow", f"overlaps the daily backup window {backup_text}; move one of them")
+
+
+def _check_cidrs(reader: _Reader, cidrs: tuple[str, ...], production: bool) -> None:
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(cidr, strict=True)
+        except ValueError as error:
+            reader.problem("allowedCidrs", f"{cidr!r} is not a valid CIDR block ({error})")
+            continue
+        if production and network.prefixlen == 0:
+            reader.problem("allowedCidrs", f"{cidr} opens PostgreSQL to the whole internet, refused in a prod stack")
+
+
+def _check_ids(reader: _Reader, key: str, ids: tuple[str, ...], pattern: re.Pattern[str], example: str) -> None:
+    for value in ids:
+        if not pattern.match(value):
+            reader.problem(key, f"{value!r} is not an id like {example}")
+
+
+def _parse_network(reader: _Reader) -> NetworkSettings:
+    vpc_id = reader.text("vpcId") or None
+    subnet_ids = reader.string_list("subnetIds")
+    vpc_cidr = reader.text("vpcCidr")
+    if vpc_id is not None and not _VPC_ID.match(vpc_id):
+        reader.problem("vpcId", "is not an id like vpc-0123456789abcdef0")
+    _check_ids(reader, "subnetIds", subnet_ids, _SUBNET_ID, "subnet-0123456789abcdef0")
+    if subnet_ids and vpc_id is None:
+        reader.problem("vpcId", "must be set when subnetIds is set (the security group lives in that VPC)")
+    if vpc_id is not None and not subnet_ids:
+        reader.problem("subnetIds", f"must list private subnets of {vpc_id} in two Availability Zones at least")
+    if len(subnet_ids) == 1:
+        reader.problem("subnetIds", "an RDS subnet group needs subnets in two Availability Zones at least")
+    if len(set(subnet_ids)) != len(subnet_ids):
+        reader.problem("subnetIds", "lists a subnet twice")
+    if not subnet_ids:
+        try:
+            block = ipaddress.ip_network(vpc_cidr, strict=True)
+            if block.version != 4 or not 16 <= block.prefixlen <= 24:
+                reader.problem("vpcCidr", "must be an IPv4 block from /16 to /24")
+        except ValueError as error:
+            reader.problem("vpcCidr", f"is not a valid CIDR block ({error})")
+    return NetworkSettings(vpc_id=vpc_id, subnet_ids=subnet_ids, vpc_cidr=vpc_cidr)
+
+
+def _parse_access(reader: _Reader, production: bool) -> AccessSettings:
+    cidrs = reader.string_list("allowedCidrs")
+    groups = reader.string_list("allowedSecurityGroupIds")
+    public = reader.boolean("publiclyAccessible")
+    _check_cidrs(reader, cidrs, production)
+    _check_ids(reader, "allowedSecurityGroupIds", groups, _SECURITY_GROUP_ID, "sg-0123456789abcdef0")
+    if len(set(cidrs)) != len(cidrs):
+        reader.problem("allowedCidrs", "lists a block twice")
+    if len(set(groups)) != len(groups):
+        reader.problem("allowedSecurityGroupIds", "lists a group twice")
+    if production and public:
+        reader.problem("publiclyAccessible", "a prod instance must not be publicly accessible (FSBP RDS.2); set false")
+    return AccessSettings(allowed_cidrs=cidrs, allowed_security_group_ids=groups, publicly_accessible=public)
+
+
+def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
+    instance_class = reader.text("instanceClass")
+    if instance_class not in INSTANCE_CLASSES:
+        reader.problem(
+            "instanceClass",
+            "is not an RDS for PostgreSQL instance class; expected db.<family>.<size> such as db.t3.micro or db.m6g.large",
+        )
+    major = reader.text("engineVersion")
+    if major not in SUPPORTED_MAJOR_VERSIONS:
+        reader.problem(
+            "engineVersion",
+            f"must be a PostgreSQL major version only, one of {', '.join(SUPPORTED_MAJOR_VERSIONS)} "
+            "(minor versions are applied by auto minor upgrade)",
+        )
+    allocated = reader.integer("allocatedStorageGb", 20, 65536)
+    ceiling = reader.integer("maxAllocatedStorageGb", 20, 65536)
+    if ceiling <= allocated:
+        reader.problem("maxAllocatedStorageGb", f"must exceed allocatedStorageGb ({allocated}) for storage autoscaling")
+    retention = reader.integer("backupRetentionDays", 1, 35)
+    if production and retention < 7:
+        reader.problem("backupRetentionDays", "a prod stack keeps at least 7 days of backups (FSBP RDS.11)")
+    backup_window = reader.text("backupWindow")
+    maintenance_window = reader.text("maintenanceWindow").lower()
+    _check_windows(reader, backup_window, maintenance_window)
+    deletion_protection = reader.boolean("deletionProtection")
+    if production and not deletion_protection:
+        reader.problem("deletionProtection", "a prod instance must have deletion protection (FSBP RDS.8); set true")
+    interval = reader.integer("monitoringIntervalSeconds", 0, 60)
+    if interval not in MONITORING_INTERVALS:
+        reader.problem("monitoringIntervalSeconds", f"must be one of {', '.join(map(str, MONITORING_INTERVALS))}")
+    log_retention = reader.integer("logRetentionDays", 1, 3653)
+    if log_retention not in LOG_RETENTION_DAYS:
+        reader.problem("logRetentionDays", f"must be a CloudWatch Logs retention: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+    return DatabaseSettings(
+        instance_class=instance_class,
+        multi_az=reader.boolean("multiAz"),
+        engine_major_version=major,
+        allocated_storage_gb=allocated,
+        max_allocated_storage_gb=ceiling,
+        backup_retention_days=retention,
+        backup_window=backup_window,
+        maintenance_window=maintenance_window,
+        deletion_protection=deletion_protection,
+        performance_insights=reader.boolean("performanceInsights"),
+        monitoring_interval_seconds=interval,
+        read_replicas=reader.integer("readReplicas", 0, 5),
+        log_retention_days=log_retention,
+    )
+
+
+def _parse_monitoring(reader: _Reader) -> MonitoringSettings:
+    email = reader.text("alarmEmail") or None
+    if email is not None and not _EMAIL.match(email):
+        reader.problem("alarmEmail", "is not an e-mail address")
+    budget = reader.integer("monthlyBudgetUsd", 1, 1_000_000)
+    return MonitoringSettings(alarm_email=email, monthly_budget_usd=budget)
+
+
+def _parse_sports(reader: _Reader) -> tuple[str, ...]:
+    sports = reader.string_list("sports")
+    if not sports:
+        reader.problem("sports", "must list at least one sport, e.g. [nba]")
+    for sport in sports:
+        if not _SPORT.match(sport):
+            reader.problem("sports", f"{sport!r} must be lower-case letters, digits or _ (it names a database)")
+    if len(set(sports)) != len(sports):
+        reader.problem("sports", "lists a sport twice")
+    return sports
+
+
+def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:
+    """Validate raw config strings (full keys such as `temporaldb:multiAz`)."""
+    reader = _Reader(raw)
+    production = is_production_stack(stack)
+    region = reader.text(REGION_KEY)
+    if region and not _REGION.match(region):
+        reader.problem(REGION_KEY, "is not an AWS region such as us-east-1")
+    settings = StackSettings(
+        project=PROJECT,
+        stack=stack,
+        region=region,
+        production=production,
+        cost_center=reader.text("costCenter") or "unassigned",
+        sports=_parse_sports(reader),
+        network=_parse_network(reader),
+        access=_parse_access(reader, production),
+        database=_parse_database(reader, production),
+        monitoring=_parse_monitoring(reader),
+    )
+    for key in sorted(raw):
+        if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in SETTING_KEYS:
+            reader.problems.append(f"{key} is not a setting of this program (known: {', '.join(SETTING_KEYS)})")
+    if reader.problems:
+        raise SettingsError(stack_file_name(stack), reader.problems)
+    return settings
+
+
+def load_settings() -> StackSettings:
+    """Read this stack's configuration once from the Pulumi engine and validate it."""
+    project_config = pulumi.Config(PROJECT)
+    raw: dict[str, str] = {}
+    for name in SETTING_KEYS:
+        value = project_config.get(name)
+        if value is not None:
+            raw[f"{PROJECT}:{name}"] = value
+    region = pulumi.Config("aws").get("region")
+    if region is not None:
+        raw[REGION_KEY] = region
+    raw.update(_undeclared_project_keys())
+    return parse_settings(raw, pulumi.get_stack())
+
+
+def _undeclared_project_keys() -> dict[str, str]:
+    """Project keys the stack sets but the program does not read (typos)."""
+    from pulumi.runtime import config as runtime_config
+
+    every_key = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return {
+        key: str(value)
+        for key, value in every_key.items()
+        if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in SETTING_KEYS
+    }

@@ -1,0 +1,184 @@
+"""Run the real Pulumi program offline, under Pulumi's mocks.
+
+No Pulumi CLI, no credentials and no network: the program registers its
+resources with a recording monitor that answers like a provider would after
+`pulumi up` (ids, ARNs, endpoints), and we keep every registration with its
+inputs, parent, provider and options. The plan command and the tests read
+the same record.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from temporaldb.stackconfig import ProjectFiles, load_stack_config
+
+MOCK_ACCOUNT = "123456789012"
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One resource the program registered."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    inputs: dict[str, Any]
+    parent: str
+    provider: str
+    protect: bool
+    dependencies: tuple[str, ...]
+
+    @property
+    def is_provider(self) -> bool:
+        return self.type.startswith("pulumi:providers:")
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    config: dict[str, str]
+    resources: list[Registration] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    duplicate_urns: list[str] = field(default_factory=list)
+    components_with_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, type_token: str) -> list[Registration]:
+        return [resource for resource in self.resources if resource.type == type_token]
+
+    def one(self, type_token: str) -> Registration:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise LookupError(f"expected one {type_token}, the program registered {len(found)}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        for resource in self.resources:
+            if resource.urn == urn:
+                return resource
+        raise LookupError(urn)
+
+
+class _ProviderLikeMocks(pulumi.runtime.Mocks):
+    """Answers as AWS would after creation: the computed attributes the program reads.
+
+    Inputs and state use the engine's camelCase property names.
+    """
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        resource_id = f"{args.name}-id"
+        if args.typ == "aws:rds/instance:Instance":
+            identifier = state.get("identifier") or args.name
+            address = f"{identifier}.c0ffee000000.{self.region}.rds.amazonaws.com"
+            state.update(
+                address=address,
+                endpoint=f"{address}:5432",
+                port=5432,
+                engineVersionActual=f"{state.get('engineVersion', '')}.x",
+                arn=f"arn:aws:rds:{self.region}:{MOCK_ACCOUNT}:db:{identifier}",
+                masterUserSecrets=[
+                    {"secretArn": f"arn:aws:secretsmanager:{self.region}:{MOCK_ACCOUNT}:secret:rds!db-{identifier}"}
+                ]
+                if state.get("manageMasterUserPassword")
+                else [],
+            )
+            resource_id = identifier
+        elif args.typ in ("aws:rds/parameterGroup:ParameterGroup", "aws:rds/subnetGroup:SubnetGroup"):
+            state["name"] = f"{state.get('namePrefix', args.name)}0001"
+            resource_id = state["name"]
+        elif args.typ == "random:index/randomId:RandomId":
+            state.update(hex="5eed0001", b64Url="Xu0AAQ")
+        elif args.typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            state["name"] = args.name
+        elif args.typ == "aws:budgets/budget:Budget":
+            state["name"] = args.name
+        service = args.typ.split(":")[1].split("/")[0] if args.typ.startswith("aws:") else ""
+        state.setdefault("arn", f"arn:aws:{service}:{self.region}:{MOCK_ACCOUNT}:{args.name}")
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{letter}" for letter in "abc"]
+            return {"names": names, "zone_ids": [f"use1-az{n}" for n in (1, 2, 4)], "id": self.region}
+        raise NotImplementedError(f"the offline plan has no answer for the invoke {args.token}")
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """MockMonitor that also keeps each registration's parent, provider and options."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks, run: ProgramRun) -> None:
+        super().__init__(mocks)
+        self.run = run
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type == STACK_TYPE:
+            return response
+        if any(existing.urn == response.urn for existing in self.run.resources):
+            self.run.duplicate_urns.append(response.urn)
+        self.run.resources.append(
+            Registration(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+                parent=request.parent,
+                provider=request.provider,
+                protect=bool(request.protect),
+                dependencies=tuple(request.dependencies),
+            )
+        )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self.run.components_with_outputs.add(request.urn)
+        return super().RegisterResourceOutputs(request)
+
+
+def run_program(project_root: Path, stack: str, overrides: Mapping[str, str] | None = None) -> ProgramRun:
+    """Run `__main__.py` of the project for `stack` and return what it registered.
+
+    `overrides` replaces config values (full keys, engine strings), as
+    `pulumi config set` would. Raises whatever the program raises, e.g.
+    infra.settings.SettingsError for bad settings.
+    """
+    config = load_stack_config(ProjectFiles(project_root), stack)
+    config.update(overrides or {})
+    run = ProgramRun(stack=stack, config=config)
+    mocks = _ProviderLikeMocks(region=config.get("aws:region", "us-east-1"))
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(
+        mocks, project="temporaldb", stack=stack, preview=False, monitor=_RecordingMonitor(mocks, run)
+    )
+    pulumi.runtime.set_all_config(config)
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+
+    async def program() -> None:
+        if str(project_root) not in sys.path:
+            sys.path.insert(0, str(project_root))
+        runpy.run_path(str(project_root / "__main__.py"), run_name="__main__")
+        root = pulumi_settings.get_root_resource()
+        exported = getattr(root, "outputs", {})
+        run.outputs = await pulumi.Output.from_input(dict(exported)).future() or {}
+
+    _sync_await(run_pulumi_func(program))
+    return run
