@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -44,6 +45,23 @@ PARAMETERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+class _SharedInstanceSettings(TypedDict):
+    """Settings the primary and its replicas share."""
+
+    publicly_accessible: pulumi.Input[bool]
+    vpc_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    iam_database_authentication_enabled: bool
+    copy_tags_to_snapshot: bool
+    auto_minor_version_upgrade: bool
+    engine_lifecycle_support: str
+    ca_cert_identifier: str
+    enabled_cloudwatch_logs_exports: list[str]
+    performance_insights_enabled: pulumi.Input[bool]
+    performance_insights_retention_period: int
+    monitoring_interval: int
+    monitoring_role_arn: pulumi.Output[str] | None
+
+
 @dataclass(frozen=True)
 class PostgresDatabaseArgs:
     identifier: str
@@ -67,6 +85,8 @@ class PostgresDatabaseArgs:
     monitoring_interval_seconds: int = 60
     log_retention_days: pulumi.Input[int] = 30
     read_replicas: int = 0
+    allow_major_version_upgrade: bool = False
+    """Only for the update that raises the major version; it then applies immediately."""
     master_username: pulumi.Input[str] = "temporaldb_admin"
     """Not `postgres` (FSBP RDS.25); the password lives in Secrets Manager only."""
 
@@ -117,6 +137,8 @@ class PostgresDatabase(pulumi.ComponentResource):
             skip_final_snapshot=not args.keep_final_snapshot,
             final_snapshot_identifier=self._final_snapshot_identifier(),
             deletion_protection=args.deletion_protection,
+            allow_major_version_upgrade=args.allow_major_version_upgrade,
+            apply_immediately=args.allow_major_version_upgrade,
             **self._shared_instance_settings(monitoring_role_arn),
             opts=pulumi.ResourceOptions(
                 parent=self, protect=args.protect, depends_on=self._log_groups("primary", args.identifier)
@@ -128,7 +150,9 @@ class PostgresDatabase(pulumi.ComponentResource):
         self.endpoint = instance.endpoint
         self.address = instance.address
         self.port = instance.port
-        self.master_secret_arn = instance.master_user_secrets.apply(lambda secrets: secrets[0].secret_arn if secrets else None)
+        self.master_secret_arn = instance.master_user_secrets.apply(
+            lambda secrets: secrets[0].secret_arn if secrets else None
+        )
         self.parameter_group_name = parameter_group.name
         self.subnet_group_name = subnet_group.name
         self.engine_version_actual = instance.engine_version_actual
@@ -214,24 +238,22 @@ class PostgresDatabase(pulumi.ComponentResource):
         )
         return suffix.hex.apply(lambda hex_suffix: f"{self._args.identifier}-final-{hex_suffix}")
 
-    def _shared_instance_settings(self, monitoring_role_arn: pulumi.Output[str] | None) -> dict[str, object]:
-        """Settings the primary and its replicas share."""
+    def _shared_instance_settings(self, monitoring_role_arn: pulumi.Output[str] | None) -> _SharedInstanceSettings:
         args = self._args
-        return {
-            "publicly_accessible": args.publicly_accessible,
-            "vpc_security_group_ids": args.security_group_ids,
-            "iam_database_authentication_enabled": True,
-            "copy_tags_to_snapshot": True,
-            "auto_minor_version_upgrade": True,
-            "allow_major_version_upgrade": False,
-            "engine_lifecycle_support": EXTENDED_SUPPORT_DISABLED,
-            "ca_cert_identifier": CA_CERTIFICATE,
-            "enabled_cloudwatch_logs_exports": list(LOG_EXPORTS),
-            "performance_insights_enabled": args.performance_insights,
-            "performance_insights_retention_period": 7,  # the free tier
-            "monitoring_interval": args.monitoring_interval_seconds,
-            "monitoring_role_arn": monitoring_role_arn,
-        }
+        return _SharedInstanceSettings(
+            publicly_accessible=args.publicly_accessible,
+            vpc_security_group_ids=args.security_group_ids,
+            iam_database_authentication_enabled=True,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            engine_lifecycle_support=EXTENDED_SUPPORT_DISABLED,
+            ca_cert_identifier=CA_CERTIFICATE,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            performance_insights_enabled=args.performance_insights,
+            performance_insights_retention_period=7,  # the free tier
+            monitoring_interval=args.monitoring_interval_seconds,
+            monitoring_role_arn=monitoring_role_arn,
+        )
 
     def _replica(
         self, index: int, primary: aws.rds.Instance, monitoring_role_arn: pulumi.Output[str] | None

@@ -18,7 +18,15 @@ import pulumi
 import pulumi_aws as aws
 
 GIB = 1024**3
-INSTANCE_EVENTS = ("availability", "failover", "failure", "low storage", "maintenance", "configuration change", "notification")
+INSTANCE_EVENTS = (
+    "availability",
+    "failover",
+    "failure",
+    "low storage",
+    "maintenance",
+    "configuration change",
+    "notification",
+)
 PARAMETER_GROUP_EVENTS = ("configuration change",)
 PUBLISHING_SERVICES = ("cloudwatch.amazonaws.com", "events.rds.amazonaws.com", "budgets.amazonaws.com")
 
@@ -56,21 +64,44 @@ def alarm_specs(args: DatabaseAlarmsArgs) -> list[AlarmSpec]:
     connections = round(args.max_connections * args.connections_fraction)
     sustained = f"for {args.period_seconds * args.evaluation_periods // 60} minutes"
     specs = [
-        AlarmSpec("cpu", "CPUUtilization", "GreaterThanThreshold", args.cpu_percent, f"CPU above {args.cpu_percent:g}%"),
         AlarmSpec(
-            "free-storage", "FreeStorageSpace", "LessThanThreshold", free_storage,
+            "cpu", "CPUUtilization", "GreaterThanThreshold", args.cpu_percent, f"CPU above {args.cpu_percent:g}%"
+        ),
+        AlarmSpec(
+            "free-storage",
+            "FreeStorageSpace",
+            "LessThanThreshold",
+            free_storage,
             f"free storage below {args.free_storage_fraction:.0%} of the allocated {args.allocated_storage_gb} GiB",
         ),
         AlarmSpec(
-            "freeable-memory", "FreeableMemory", "LessThanThreshold", free_memory,
+            "freeable-memory",
+            "FreeableMemory",
+            "LessThanThreshold",
+            free_memory,
             f"freeable memory below {args.free_memory_fraction:.0%} of {args.memory_gib} GiB",
         ),
         AlarmSpec(
-            "connections", "DatabaseConnections", "GreaterThanThreshold", connections,
+            "connections",
+            "DatabaseConnections",
+            "GreaterThanThreshold",
+            connections,
             f"connections above {args.connections_fraction:.0%} of max_connections ({args.max_connections})",
         ),
-        AlarmSpec("read-latency", "ReadLatency", "GreaterThanThreshold", args.latency_seconds, f"read latency above {args.latency_seconds * 1000:g} ms"),
-        AlarmSpec("write-latency", "WriteLatency", "GreaterThanThreshold", args.latency_seconds, f"write latency above {args.latency_seconds * 1000:g} ms"),
+        AlarmSpec(
+            "read-latency",
+            "ReadLatency",
+            "GreaterThanThreshold",
+            args.latency_seconds,
+            f"read latency above {args.latency_seconds * 1000:g} ms",
+        ),
+        AlarmSpec(
+            "write-latency",
+            "WriteLatency",
+            "GreaterThanThreshold",
+            args.latency_seconds,
+            f"write latency above {args.latency_seconds * 1000:g} ms",
+        ),
     ]
     return [AlarmSpec(s.suffix, s.metric, s.comparison, s.threshold, f"{s.description} {sustained}") for s in specs]
 

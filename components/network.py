@@ -7,6 +7,7 @@ only the VPC's local route, and the VPC's default security group emptied.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,16 +42,20 @@ class IsolatedNetwork(pulumi.ComponentResource):
         )
         # A VPC's default group allows all traffic between its members; empty it (FSBP EC2.2).
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, opts=child)
-        route_table = aws.ec2.RouteTable(f"{name}-isolated", vpc_id=vpc.id, tags={"Name": f"{name}-isolated"}, opts=child)
+        route_table = aws.ec2.RouteTable(
+            f"{name}-isolated", vpc_id=vpc.id, tags={"Name": f"{name}-isolated"}, opts=child
+        )
         subnets = []
-        blocks = ipaddress.ip_network(args.cidr_block).subnets(new_prefix=min(ipaddress.ip_network(args.cidr_block).prefixlen + 4, 28))
+        vpc_block = ipaddress.ip_network(args.cidr_block)
+        # Sixteen equal blocks: room for more zones or tiers later without renumbering.
+        blocks = vpc_block.subnets(new_prefix=min(vpc_block.prefixlen + 4, 28))
         zones = pulumi.Output.from_input(args.availability_zones)
-        for index, block in zip(range(args.subnet_count), blocks):
+        for index, block in zip(range(args.subnet_count), blocks, strict=False):
             subnet = aws.ec2.Subnet(
                 f"{name}-subnet-{index + 1}",
                 vpc_id=vpc.id,
                 cidr_block=str(block),
-                availability_zone=zones.apply(lambda names, i=index: _zone(names, i)),
+                availability_zone=zones.apply(functools.partial(_zone, index=index)),
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{name}-isolated-{index + 1}"},
                 opts=child,

@@ -30,8 +30,12 @@ class InstanceClass:
 
 # (vcpus, memory GiB) per size, by family shape.
 _BURSTABLE = {
-    "micro": (2, 1), "small": (2, 2), "medium": (2, 4),
-    "large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32),
+    "micro": (2, 1),
+    "small": (2, 2),
+    "medium": (2, 4),
+    "large": (2, 8),
+    "xlarge": (4, 16),
+    "2xlarge": (8, 32),
 }
 _GENERAL = {"large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32), "4xlarge": (16, 64), "8xlarge": (32, 128)}
 _MEMORY = {"large": (2, 16), "xlarge": (4, 32), "2xlarge": (8, 64), "4xlarge": (16, 128), "8xlarge": (32, 256)}

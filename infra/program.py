@@ -58,6 +58,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
             monitoring_interval_seconds=db.monitoring_interval_seconds,
             log_retention_days=db.log_retention_days,
             read_replicas=db.read_replicas,
+            allow_major_version_upgrade=db.allow_major_version_upgrade,
         ),
         under_provider,
     )
@@ -107,9 +108,7 @@ def _network(
     """The stack's own subnets when it names them, else a new isolated VPC."""
     if not settings.network.creates_vpc:
         return settings.network.vpc_id or "", list(settings.network.subnet_ids)
-    zones = aws.get_availability_zones_output(
-        state="available", opts=pulumi.InvokeOutputOptions(provider=provider)
-    )
+    zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(provider=provider))
     network = IsolatedNetwork(
         f"{prefix}-network",
         IsolatedNetworkArgs(availability_zones=zones.names, cidr_block=settings.network.vpc_cidr),

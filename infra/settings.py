@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 from infra.catalog import INSTANCE_CLASSES, SUPPORTED_MAJOR_VERSIONS
 
@@ -50,12 +51,36 @@ SETTING_KEYS: Final = (
     "readReplicas",
     "sports",
     "costCenter",
+    "allowMajorVersionUpgrade",
     "logRetentionDays",
 )
 REGION_KEY: Final = "aws:region"
 
 MONITORING_INTERVALS: Final = (0, 1, 5, 10, 15, 30, 60)
-LOG_RETENTION_DAYS: Final = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS: Final = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 MINUTES_PER_DAY: Final = 24 * 60
 MINUTES_PER_WEEK: Final = 7 * MINUTES_PER_DAY
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -130,6 +155,7 @@ class DatabaseSettings:
     monitoring_interval_seconds: int
     read_replicas: int
     log_retention_days: int
+    allow_major_version_upgrade: bool
 
 
 @dataclass(frozen=True)
@@ -334,7 +360,8 @@ def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
     if instance_class not in INSTANCE_CLASSES:
         reader.problem(
             "instanceClass",
-            "is not an RDS for PostgreSQL instance class; expected db.<family>.<size> such as db.t3.micro or db.m6g.large",
+            "is not an RDS for PostgreSQL instance class; "
+            "expected db.<family>.<size> such as db.t3.micro or db.m6g.large",
         )
     major = reader.text("engineVersion")
     if major not in SUPPORTED_MAJOR_VERSIONS:
@@ -348,7 +375,7 @@ def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
     if ceiling <= allocated:
         reader.problem("maxAllocatedStorageGb", f"must exceed allocatedStorageGb ({allocated}) for storage autoscaling")
     retention = reader.integer("backupRetentionDays", 1, 35)
-    if production and retention < 7:
+    if production and 1 <= retention < 7:
         reader.problem("backupRetentionDays", "a prod stack keeps at least 7 days of backups (FSBP RDS.11)")
     backup_window = reader.text("backupWindow")
     maintenance_window = reader.text("maintenanceWindow").lower()
@@ -361,7 +388,9 @@ def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
         reader.problem("monitoringIntervalSeconds", f"must be one of {', '.join(map(str, MONITORING_INTERVALS))}")
     log_retention = reader.integer("logRetentionDays", 1, 3653)
     if log_retention not in LOG_RETENTION_DAYS:
-        reader.problem("logRetentionDays", f"must be a CloudWatch Logs retention: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        reader.problem(
+            "logRetentionDays", f"must be a CloudWatch Logs retention: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+        )
     return DatabaseSettings(
         instance_class=instance_class,
         multi_az=reader.boolean("multiAz"),
@@ -376,6 +405,7 @@ def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
         monitoring_interval_seconds=interval,
         read_replicas=reader.integer("readReplicas", 0, 5),
         log_retention_days=log_retention,
+        allow_major_version_upgrade=reader.boolean("allowMajorVersionUpgrade"),
     )
 
 
@@ -443,8 +473,6 @@ def load_settings() -> StackSettings:
 
 def _undeclared_project_keys() -> dict[str, str]:
     """Project keys the stack sets but the program does not read (typos)."""
-    from pulumi.runtime import config as runtime_config
-
     every_key = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     return {
         key: str(value)

@@ -105,18 +105,16 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
             resource_id = state["name"]
         elif args.typ == "random:index/randomId:RandomId":
             state.update(hex="5eed0001", b64Url="Xu0AAQ")
-        elif args.typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
-            state["name"] = args.name
-        elif args.typ == "aws:budgets/budget:Budget":
+        elif args.typ in ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:budgets/budget:Budget"):
             state["name"] = args.name
         service = args.typ.split(":")[1].split("/")[0] if args.typ.startswith("aws:") else ""
         state.setdefault("arn", f"arn:aws:{service}:{self.region}:{MOCK_ACCOUNT}:{args.name}")
         return resource_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{letter}" for letter in "abc"]
-            return {"names": names, "zone_ids": [f"use1-az{n}" for n in (1, 2, 4)], "id": self.region}
+            return {"names": names, "zone_ids": [f"use1-az{n}" for n in (1, 2, 4)], "id": self.region}, []
         raise NotImplementedError(f"the offline plan has no answer for the invoke {args.token}")
 
 
@@ -128,7 +126,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.run = run
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == STACK_TYPE:
             return response
         if any(existing.urn == response.urn for existing in self.run.resources):
@@ -150,7 +148,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         self.run.components_with_outputs.add(request.urn)
-        return super().RegisterResourceOutputs(request)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
 def run_program(project_root: Path, stack: str, overrides: Mapping[str, str] | None = None) -> ProgramRun:
@@ -163,12 +161,18 @@ def run_program(project_root: Path, stack: str, overrides: Mapping[str, str] | N
     config = load_stack_config(ProjectFiles(project_root), stack)
     config.update(overrides or {})
     run = ProgramRun(stack=stack, config=config)
-    mocks = _ProviderLikeMocks(region=config.get("aws:region", "us-east-1"))
+    execute(project_root, run)
+    return run
+
+
+def execute(project_root: Path, run: ProgramRun) -> None:
+    """Run the program with `run.config`, recording into `run` as it goes."""
+    mocks = _ProviderLikeMocks(region=run.config.get("aws:region", "us-east-1"))
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
-        mocks, project="temporaldb", stack=stack, preview=False, monitor=_RecordingMonitor(mocks, run)
+        mocks, project="temporaldb", stack=run.stack, preview=False, monitor=_RecordingMonitor(mocks, run)
     )
-    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_all_config(dict(run.config))
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
 
@@ -181,4 +185,3 @@ def run_program(project_root: Path, stack: str, overrides: Mapping[str, str] | N
         run.outputs = await pulumi.Output.from_input(dict(exported)).future() or {}
 
     _sync_await(run_pulumi_func(program))
-    return run

@@ -40,7 +40,9 @@ def find_project_root(start: Path) -> Path:
     for folder in (start, *start.parents):
         if (folder / "Pulumi.yaml").is_file():
             return folder
-    raise StackConfigError(f"no Pulumi.yaml in {start} or any folder above it; run from the project or pass --project-dir")
+    raise StackConfigError(
+        f"no Pulumi.yaml in {start} or any folder above it; run from the project or pass --project-dir"
+    )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

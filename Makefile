@@ -1,0 +1,44 @@
+# Run `make` for the list of targets. Every target sets up .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo plan test lint typecheck pytest clean
+
+help: ## show this help
+	@echo "temporaldb: temporal sports-analytics database on AWS RDS PostgreSQL"
+	@echo
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv with the program, the CLI and the dev tools
+
+demo: $(STAMP) ## the main job: offline plan and cost of both stacks
+	$(BIN)/temporaldb plan --stack dev
+	@echo
+	$(BIN)/temporaldb plan --stack prod
+
+plan: demo ## alias of demo
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy --strict on components/, infra/, temporaldb/
+	$(BIN)/mypy
+
+pytest: $(STAMP) ## the test suite only
+	$(BIN)/pytest
+
+test: lint typecheck pytest ## everything CI runs
+
+clean: ## remove .venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,184 @@
+"""Monthly cost estimate of what a stack's program would create.
+
+Works from the registrations of an offline run (temporaldb.preview), so the
+estimate prices exactly the resources and settings `pulumi up` would create.
+Prices come from a dated, sourced table in temporaldb/data/prices.json; a
+class or region missing there is an error, never a guess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from temporaldb.preview import ProgramRun, Registration
+
+INSTANCE = "aws:rds/instance:Instance"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+BUDGET = "aws:budgets/budget:Budget"
+PRICE_FILE = "temporaldb/data/prices.json"
+
+
+class PricingError(Exception):
+    """The price table has no figure for something the stack would create."""
+
+
+@dataclass(frozen=True)
+class CostLine:
+    item: str
+    detail: str
+    monthly_usd: float
+    at_ceiling_usd: float
+    """The same line with storage grown to its autoscaling ceiling."""
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    stack: str
+    region: str
+    lines: tuple[CostLine, ...]
+    budget_usd: float | None
+    prices_retrieved: str
+    prices_source: str
+
+    @property
+    def monthly_usd(self) -> float:
+        return round(sum(line.monthly_usd for line in self.lines), 2)
+
+    @property
+    def at_ceiling_usd(self) -> float:
+        return round(sum(line.at_ceiling_usd for line in self.lines), 2)
+
+    @property
+    def within_budget(self) -> bool:
+        return self.budget_usd is None or self.monthly_usd <= self.budget_usd
+
+
+def load_prices() -> dict[str, Any]:
+    text = resources.files("temporaldb").joinpath("data/prices.json").read_text(encoding="utf-8")
+    prices: dict[str, Any] = json.loads(text)
+    return prices
+
+
+class _Pricer:
+    def __init__(self, prices: dict[str, Any], region: str) -> None:
+        if region not in prices["regions"]:
+            known = ", ".join(sorted(prices["regions"]))
+            raise PricingError(
+                f"no prices for region {region!r} in {PRICE_FILE} (dated {prices['retrieved']}; regions: {known}); "
+                "add the region's figures from the AWS price pages rather than guess"
+            )
+        self.table: dict[str, Any] = prices["regions"][region]
+        self.assumptions: dict[str, Any] = prices["assumptions"]
+        self.hours: float = prices["hours_per_month"]
+        self.region = region
+        self.retrieved: str = prices["retrieved"]
+
+    def instance_hour(self, instance_class: str, multi_az: bool) -> float:
+        try:
+            row = self.table["rds_postgresql_instance_hour"][instance_class]
+        except KeyError:
+            raise PricingError(
+                f"no {self.region} price for {instance_class} in {PRICE_FILE} (dated {self.retrieved}); "
+                "add it from https://aws.amazon.com/rds/postgresql/pricing/ rather than guess"
+            ) from None
+        return float(row["multi_az" if multi_az else "single_az"])
+
+
+def _instance_lines(pricer: _Pricer, instance: Registration, primary: Registration | None) -> list[CostLine]:
+    inputs = instance.inputs
+    label = str(inputs.get("identifier", instance.name))
+    source = primary.inputs if primary is not None else inputs
+    multi_az = bool(inputs.get("multiAz", False))
+    deployment = "multi_az" if multi_az else "single_az"
+    instance_class = str(inputs["instanceClass"])
+    allocated = float(source.get("allocatedStorage", 0))
+    ceiling = float(inputs.get("maxAllocatedStorage") or allocated)
+    hour = pricer.instance_hour(instance_class, multi_az)
+    compute = round(hour * pricer.hours, 2)
+    gb_month = float(pricer.table["gp3_storage_gb_month"][deployment])
+    az_text = "Multi-AZ" if multi_az else "Single-AZ"
+    lines = [
+        CostLine(f"{label} instance", f"{instance_class} {az_text}, {pricer.hours:g} h x ${hour}/h", compute, compute),
+        CostLine(
+            f"{label} storage",
+            f"gp3 {allocated:g} GiB (ceiling {ceiling:g} GiB) x ${gb_month}/GiB-month",
+            round(allocated * gb_month, 2),
+            round(ceiling * gb_month, 2),
+        ),
+    ]
+    retention = int(inputs.get("backupRetentionPeriod") or 0)
+    if retention:
+        rate = float(pricer.assumptions["backup_daily_change_fraction"])
+        backup_price = float(pricer.table["backup_storage_gb_month"])
+        lines.append(
+            CostLine(
+                f"{label} backups",
+                f"{retention} days x {rate:.0%} daily change beyond the free 100% of storage"
+                f" x ${backup_price}/GiB-month",
+                round(allocated * rate * retention * backup_price, 2),
+                round(ceiling * rate * retention * backup_price, 2),
+            )
+        )
+    lines += _instance_extras(pricer, inputs, label)
+    return lines
+
+
+def _instance_extras(pricer: _Pricer, inputs: dict[str, Any], label: str) -> list[CostLine]:
+    lines = []
+    logs_price = float(pricer.table["cloudwatch_logs_ingested_gb"])
+    if inputs.get("performanceInsightsEnabled"):
+        retention = int(inputs.get("performanceInsightsRetentionPeriod") or 7)
+        if retention > int(pricer.table["performance_insights_free_retention_days"]):
+            raise PricingError(f"{label}: Performance Insights retention of {retention} days is not in {PRICE_FILE}")
+        lines.append(CostLine(f"{label} Performance Insights", f"{retention}-day retention (free tier)", 0.0, 0.0))
+    interval = int(inputs.get("monitoringInterval") or 0)
+    if interval:
+        samples = pricer.hours * 3600 / interval
+        gigabytes = samples * float(pricer.assumptions["enhanced_monitoring_kb_per_sample"]) / 1024**2
+        cost = round(gigabytes * logs_price, 2)
+        lines.append(
+            CostLine(
+                f"{label} Enhanced Monitoring",
+                f"every {interval} s, ~{gigabytes:.2f} GB logs x ${logs_price}/GB",
+                cost,
+                cost,
+            )
+        )
+    if inputs.get("enabledCloudwatchLogsExports"):
+        gigabytes = float(pricer.assumptions["postgresql_log_gb_month"])
+        cost = round(gigabytes * logs_price, 2)
+        lines.append(CostLine(f"{label} log exports", f"~{gigabytes:g} GB/month x ${logs_price}/GB", cost, cost))
+    if inputs.get("manageMasterUserPassword"):
+        cost = float(pricer.table["secrets_manager_secret_month"])
+        lines.append(CostLine(f"{label} master secret", "Secrets Manager, 1 secret", cost, cost))
+    return lines
+
+
+def estimate(run: ProgramRun) -> CostEstimate:
+    """Price every instance, alarm and secret the run registered."""
+    prices = load_prices()
+    pricer = _Pricer(prices, run.config.get("aws:region", ""))
+    instances = run.of_type(INSTANCE)
+    by_identifier = {str(r.inputs.get("identifier")): r for r in instances}
+    lines: list[CostLine] = []
+    for instance in instances:
+        source_id = instance.inputs.get("replicateSourceDb")
+        lines += _instance_lines(pricer, instance, by_identifier.get(str(source_id)) if source_id else None)
+    alarms = run.of_type(ALARM)
+    if alarms:
+        alarm_price = float(pricer.table["cloudwatch_alarm_month"])
+        cost = round(len(alarms) * alarm_price, 2)
+        lines.append(CostLine("CloudWatch alarms", f"{len(alarms)} standard alarms x ${alarm_price}/month", cost, cost))
+    budgets = run.of_type(BUDGET)
+    budget = float(budgets[0].inputs["limitAmount"]) if budgets else None
+    return CostEstimate(
+        stack=run.stack,
+        region=pricer.region,
+        lines=tuple(lines),
+        budget_usd=budget,
+        prices_retrieved=str(prices["retrieved"]),
+        prices_source=str(prices["source"]),
+    )

@@ -1,0 +1,186 @@
+"""`temporaldb plan`: what a stack would create and what it would cost, offline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from temporaldb.cost import CostEstimate
+from temporaldb.preview import ProgramRun, Registration
+
+
+def _yes(value: object) -> str:
+    return "yes" if value else "no"
+
+
+def _num(value: object) -> str:
+    """Engine numbers arrive as floats; show 5432, not 5432.0."""
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _instance(inputs: dict[str, Any]) -> str:
+    parts = [
+        f"{inputs.get('instanceClass')}",
+        "Multi-AZ" if inputs.get("multiAz") else "Single-AZ",
+        f"postgres {inputs.get('engineVersion', '(replica)')}",
+    ]
+    if inputs.get("replicateSourceDb"):
+        parts.append(f"replica of {inputs['replicateSourceDb']}")
+    else:
+        parts += [
+            f"gp3 {_num(inputs.get('allocatedStorage'))}->{_num(inputs.get('maxAllocatedStorage'))} GiB autoscaling",
+            f"encrypted {_yes(inputs.get('storageEncrypted'))}",
+            f"backups {_num(inputs.get('backupRetentionPeriod'))} d at {inputs.get('backupWindow')}",
+            f"maintenance {inputs.get('maintenanceWindow')}",
+            f"deletion protection {_yes(inputs.get('deletionProtection'))}",
+            f"final snapshot {'no' if inputs.get('skipFinalSnapshot') else inputs.get('finalSnapshotIdentifier')}",
+        ]
+    parts += [
+        f"public {_yes(inputs.get('publiclyAccessible'))}",
+        f"IAM auth {_yes(inputs.get('iamDatabaseAuthenticationEnabled'))}",
+        f"logs {'+'.join(inputs.get('enabledCloudwatchLogsExports') or []) or 'none'}",
+        f"PI {_yes(inputs.get('performanceInsightsEnabled'))}",
+        f"monitoring {_num(inputs.get('monitoringInterval')) + ' s' if inputs.get('monitoringInterval') else 'off'}",
+    ]
+    return ", ".join(parts)
+
+
+def _default_tags(inputs: dict[str, Any]) -> dict[str, str]:
+    """Provider inputs reach the engine as JSON strings for nested values."""
+    raw = inputs.get("defaultTags") or {}
+    decoded: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
+    tags: dict[str, str] = decoded.get("tags") or {}
+    return tags
+
+
+def _parameters(inputs: dict[str, Any]) -> str:
+    params = ", ".join(f"{p['name']}={p['value']}" for p in inputs.get("parameters") or [])
+    return f"{inputs.get('family')}: {params}"
+
+
+def _ingress(inputs: dict[str, Any]) -> str:
+    source = inputs.get("cidrIpv4") or inputs.get("cidrIpv6") or inputs.get("referencedSecurityGroupId")
+    return f"{inputs.get('ipProtocol')} {_num(inputs.get('fromPort'))} from {source}"
+
+
+def _alarm(inputs: dict[str, Any]) -> str:
+    threshold = float(inputs.get("threshold") or 0)
+    shown = (
+        f"{threshold / 1024**3:.2f} GiB"
+        if inputs.get("metricName") in ("FreeStorageSpace", "FreeableMemory")
+        else f"{threshold:g}"
+    )
+    return f"{inputs.get('metricName')} {inputs.get('comparisonOperator')} {shown}"
+
+
+def _budget(inputs: dict[str, Any]) -> str:
+    filters = "; ".join(f"{f['name']}={','.join(f['values'])}" for f in inputs.get("costFilters") or [])
+    return f"{inputs.get('limitAmount')} {inputs.get('limitUnit')}/{inputs.get('timeUnit')}, {filters}"
+
+
+_DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
+    "aws:rds/instance:Instance": _instance,
+    "aws:rds/parameterGroup:ParameterGroup": _parameters,
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _ingress,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
+    "aws:budgets/budget:Budget": _budget,
+    "aws:cloudwatch/logGroup:LogGroup": lambda i: f"{i.get('name')}, {_num(i.get('retentionInDays'))} days",
+    "aws:ec2/vpc:Vpc": lambda i: f"{i.get('cidrBlock')}, no internet gateway",
+    "aws:ec2/subnet:Subnet": lambda i: (
+        f"{i.get('cidrBlock')} in {i.get('availabilityZone')}, public IPs {_yes(i.get('mapPublicIpOnLaunch'))}"
+    ),
+    "aws:rds/eventSubscription:EventSubscription": lambda i: (
+        f"{i.get('sourceType')}: {', '.join(i.get('eventCategories') or [])}"
+    ),
+    "aws:sns/topicSubscription:TopicSubscription": lambda i: f"{i.get('protocol')} {i.get('endpoint')}",
+    "pulumi:providers:aws": lambda i: f"region {i.get('region')}, default tags {_default_tags(i)}",
+}
+
+
+def describe(resource: Registration) -> str:
+    describer = _DESCRIBE.get(resource.type)
+    return describer(resource.inputs) if describer else ""
+
+
+def _tree(run: ProgramRun) -> list[tuple[int, Registration]]:
+    """Resources in registration order, children under their component."""
+    children: dict[str, list[Registration]] = {}
+    for resource in run.resources:
+        children.setdefault(resource.parent, []).append(resource)
+    known = {resource.urn for resource in run.resources}
+    roots = [resource for resource in run.resources if resource.parent not in known]
+    ordered: list[tuple[int, Registration]] = []
+
+    def visit(resource: Registration, depth: int) -> None:
+        ordered.append((depth, resource))
+        for child in children.get(resource.urn, []):
+            visit(child, depth + 1)
+
+    for root in roots:
+        visit(root, 0)
+    return ordered
+
+
+def render_text(run: ProgramRun, cost: CostEstimate) -> str:
+    custom = [r for r in run.resources if r.custom and not r.is_provider]
+    lines = [
+        f"Stack {run.stack} ({cost.region}): {len(custom)} resources"
+        f" in {len(run.resources) - len(custom)} components and providers",
+        "",
+    ]
+    for depth, resource in _tree(run):
+        kind = resource.type.split(":")[-1] if resource.custom else resource.type
+        protect = " [protected]" if resource.protect else ""
+        detail = describe(resource)
+        lines.append(
+            f"{'  ' * depth}{kind} {resource.name}{protect}" + (f"\n{'  ' * depth}    {detail}" if detail else "")
+        )
+    lines += ["", f"Monthly cost estimate (USD, {cost.region} On-Demand, prices of {cost.prices_retrieved}):"]
+    width = max(len(line.item) for line in cost.lines)
+    lines.append(f"  {'item'.ljust(width)}  {'expected':>9}  {'at ceiling':>10}  basis")
+    for line in cost.lines:
+        lines.append(f"  {line.item.ljust(width)}  {line.monthly_usd:9.2f}  {line.at_ceiling_usd:10.2f}  {line.detail}")
+    lines.append(f"  {'total'.ljust(width)}  {cost.monthly_usd:9.2f}  {cost.at_ceiling_usd:10.2f}")
+    if cost.budget_usd is not None:
+        verdict = "within" if cost.within_budget else "OVER"
+        lines.append(f"Budget: {cost.budget_usd:.2f} USD/month, estimate {cost.monthly_usd:.2f}: {verdict} budget")
+        if cost.at_ceiling_usd > cost.budget_usd:
+            lines.append(
+                f"  note: with storage at its autoscaling ceiling the stack would cost {cost.at_ceiling_usd:.2f},"
+                " above the budget"
+            )
+    return "\n".join(lines)
+
+
+def render_json(run: ProgramRun, cost: CostEstimate) -> str:
+    document = {
+        "stack": run.stack,
+        "region": cost.region,
+        "resources": [
+            {
+                "type": r.type,
+                "name": r.name,
+                "urn": r.urn,
+                "parent": r.parent,
+                "custom": r.custom,
+                "protect": r.protect,
+                "summary": describe(r),
+                "inputs": r.inputs,
+            }
+            for r in run.resources
+        ],
+        "outputs": run.outputs,
+        "cost": {
+            "currency": "USD",
+            "monthly_usd": cost.monthly_usd,
+            "at_ceiling_usd": cost.at_ceiling_usd,
+            "budget_usd": cost.budget_usd,
+            "within_budget": cost.within_budget,
+            "prices_retrieved": cost.prices_retrieved,
+            "prices_source": cost.prices_source,
+            "lines": [asdict(line) for line in cost.lines],
+        },
+    }
+    return json.dumps(document, indent=2, default=str)

@@ -1,0 +1,252 @@
+"""Stack settings: every rule, good and bad values, and the error text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from infra.settings import (
+    MINUTES_PER_DAY,
+    MINUTES_PER_WEEK,
+    SETTING_KEYS,
+    WEEKDAYS,
+    SettingsError,
+    StackSettings,
+    parse_backup_window,
+    parse_maintenance_window,
+    parse_settings,
+)
+from temporaldb.stackconfig import engine_string
+
+Config = Callable[[str], dict[str, str]]
+
+
+def parse(config: dict[str, str], stack: str, **changes: object) -> StackSettings:
+    raw = dict(config)
+    for key, value in changes.items():
+        full = key if ":" in key else f"temporaldb:{key}"
+        if value is None:
+            raw.pop(full, None)
+        else:
+            raw[full] = engine_string(value)
+    return parse_settings(raw, stack)
+
+
+def problems(config: dict[str, str], stack: str, **changes: object) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        parse(config, stack, **changes)
+    assert str(caught.value).startswith(f"Pulumi.{stack}.yaml: ")
+    return caught.value.problems
+
+
+def test_declared_keys_match_the_settings_module(project_root: Path) -> None:
+    declared = yaml.safe_load((project_root / "Pulumi.yaml").read_text())["config"]
+    assert tuple(declared) == SETTING_KEYS
+    for key, spec in declared.items():
+        assert spec.get("type") in ("string", "integer", "boolean", "array"), key
+        assert spec.get("description"), key
+        assert "default" in spec, key
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_files_set_only_declared_keys(project_root: Path, stack: str) -> None:
+    values = yaml.safe_load((project_root / f"Pulumi.{stack}.yaml").read_text())["config"]
+    for key in values:
+        namespace, name = key.split(":")
+        assert namespace == "aws" or name in SETTING_KEYS, key
+
+
+def test_dev_and_prod_profiles(stack_config: Config) -> None:
+    dev = parse_settings(stack_config("dev"), "dev")
+    prod = parse_settings(stack_config("prod"), "prod")
+    assert (dev.database.instance_class, dev.database.multi_az, dev.production) == ("db.t3.micro", False, False)
+    assert (prod.database.instance_class, prod.database.multi_az, prod.production) == ("db.t3.small", True, True)
+    assert prod.database.deletion_protection
+    assert not prod.access.publicly_accessible
+    assert prod.database.backup_retention_days >= 7
+    assert dev.tags == {"project": "temporaldb", "stack": "temporaldb-dev", "costCenter": "sports-analytics"}
+
+
+# (key, bad value, stack, words the problem must contain)
+BAD_VALUES = [
+    ("instanceClass", "t3.micro", "dev", "not an RDS for PostgreSQL instance class"),
+    ("instanceClass", "db.t3.huge", "dev", "not an RDS for PostgreSQL instance class"),
+    ("multiAz", "sometimes", "dev", "true or false"),
+    ("engineVersion", "17.4", "dev", "major version only"),
+    ("engineVersion", "9", "dev", "major version only"),
+    ("allocatedStorageGb", "10", "dev", "between 20 and 65536"),
+    ("allocatedStorageGb", "twenty", "dev", "whole number"),
+    ("maxAllocatedStorageGb", "15", "dev", "must exceed allocatedStorageGb"),
+    ("maxAllocatedStorageGb", "20", "dev", "must exceed allocatedStorageGb"),
+    ("backupRetentionDays", "0", "dev", "between 1 and 35"),
+    ("backupRetentionDays", "36", "dev", "between 1 and 35"),
+    ("backupRetentionDays", "3", "prod", "at least 7 days"),
+    ("backupWindow", "3:00-3:30", "dev", "hh24:mi-hh24:mi"),
+    ("backupWindow", "03:00-03:10", "dev", "at least 30 minutes"),
+    ("maintenanceWindow", "sunday:04:00-sunday:05:00", "dev", "ddd:hh24:mi-ddd:hh24:mi"),
+    ("maintenanceWindow", "sun:04:00-sun:04:20", "dev", "at least 30 minutes"),
+    ("maintenanceWindow", "wed:03:15-wed:04:00", "dev", "overlaps the daily backup window"),
+    ("deletionProtection", False, "prod", "deletion protection"),
+    ("publiclyAccessible", True, "prod", "must not be publicly accessible"),
+    ("allowedCidrs", ["not-a-cidr"], "dev", "not a valid CIDR"),
+    ("allowedCidrs", ["10.0.0.1/16"], "dev", "not a valid CIDR"),
+    ("allowedCidrs", ["0.0.0.0/0"], "prod", "whole internet"),
+    ("allowedCidrs", ["::/0"], "prod", "whole internet"),
+    ("allowedCidrs", ["10.1.0.0/16", "10.1.0.0/16"], "dev", "twice"),
+    ("allowedCidrs", "10.0.0.0/8", "dev", "list of strings"),
+    ("allowedSecurityGroupIds", ["sg-12"], "dev", "not an id like sg-"),
+    ("vpcId", "vpc-12", "dev", "not an id like vpc-"),
+    ("subnetIds", ["subnet-0123456789abcdef0"], "dev", "two Availability Zones"),
+    ("vpcCidr", "10.0.0.0/8", "dev", "/16 to /24"),
+    ("monitoringIntervalSeconds", "45", "dev", "one of 0, 1, 5, 10, 15, 30, 60"),
+    ("alarmEmail", "ops-at-example", "dev", "not an e-mail address"),
+    ("monthlyBudgetUsd", "0", "dev", "between 1 and"),
+    ("readReplicas", "6", "dev", "between 0 and 5"),
+    ("sports", [], "dev", "at least one sport"),
+    ("sports", ["NBA"], "dev", "lower-case"),
+    ("logRetentionDays", "10", "dev", "CloudWatch Logs retention"),
+    ("aws:region", "mars-1", "dev", "not an AWS region"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "stack", "words"), BAD_VALUES)
+def test_bad_value_is_named_with_key_and_value(
+    stack_config: Config, key: str, value: object, stack: str, words: str
+) -> None:
+    found = problems(stack_config(stack), stack, **{key: value})
+    full_key = key if ":" in key else f"temporaldb:{key}"
+    matching = [problem for problem in found if words in problem]
+    assert matching, found
+    assert any(full_key in problem for problem in matching), found
+    assert any(f"{full_key} = {engine_string(value)}:" in problem for problem in matching), found
+
+
+GOOD_VALUES = [
+    ("instanceClass", "db.m6g.large"),
+    ("instanceClass", "db.t4g.micro"),
+    ("engineVersion", "16"),
+    ("allocatedStorageGb", "100"),
+    ("backupRetentionDays", "35"),
+    ("backupWindow", "23:45-00:30"),
+    ("maintenanceWindow", "sat:23:50-sun:00:40"),
+    ("allowedCidrs", ["10.0.0.0/8", "2001:db8::/32"]),
+    ("allowedSecurityGroupIds", ["sg-0123456789abcdef0", "sg-01234567"]),
+    ("monitoringIntervalSeconds", "1"),
+    ("alarmEmail", "oncall@example.com"),
+    ("readReplicas", "5"),
+    ("sports", ["nba", "nfl"]),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), GOOD_VALUES)
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_good_value_is_accepted(stack_config: Config, stack: str, key: str, value: object) -> None:
+    changes: dict[str, object] = {key: value}
+    if key == "allocatedStorageGb":
+        changes["maxAllocatedStorageGb"] = "1000"
+    parse(stack_config(stack), stack, **changes)
+
+
+def test_open_cidr_is_allowed_outside_prod(stack_config: Config) -> None:
+    settings = parse(stack_config("dev"), "dev", allowedCidrs=["0.0.0.0/0"])
+    assert settings.access.allowed_cidrs == ("0.0.0.0/0",)
+
+
+def test_prod_rules_apply_to_prod_named_stacks(stack_config: Config) -> None:
+    assert any("publiclyAccessible" in p for p in problems(stack_config("prod"), "prod-eu", publiclyAccessible=True))
+
+
+def test_own_subnets_replace_the_isolated_vpc(stack_config: Config) -> None:
+    settings = parse(
+        stack_config("prod"),
+        "prod",
+        vpcId="vpc-0123456789abcdef0",
+        subnetIds=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+    )
+    assert not settings.network.creates_vpc
+    assert settings.network.subnet_ids == ("subnet-0123456789abcdef0", "subnet-0123456789abcdef1")
+
+
+def test_vpc_and_subnets_go_together(stack_config: Config) -> None:
+    without_subnets = problems(stack_config("dev"), "dev", vpcId="vpc-0123456789abcdef0")
+    assert any(p.startswith("temporaldb:subnetIds = []: must list private subnets of vpc-") for p in without_subnets)
+    without_vpc = problems(stack_config("dev"), "dev", subnetIds=["subnet-0123456789abcdef0", "subnet-01234567"])
+    assert any(p.startswith("temporaldb:vpcId = : must be set when subnetIds is set") for p in without_vpc)
+
+
+def test_every_problem_is_reported_together(stack_config: Config) -> None:
+    found = problems(
+        stack_config("prod"),
+        "prod",
+        publiclyAccessible=True,
+        backupRetentionDays=0,
+        allowedCidrs=["not-a-cidr"],
+        maxAllocatedStorageGb=10,
+        instanceClass="t3.micro",
+    )
+    for key in ("publiclyAccessible", "backupRetentionDays", "allowedCidrs", "maxAllocatedStorageGb", "instanceClass"):
+        assert any(f"temporaldb:{key} = " in problem for problem in found), key
+
+
+def test_unknown_key_is_a_typo(stack_config: Config) -> None:
+    found = problems(stack_config("dev"), "dev", multiAZ=True)
+    assert any("temporaldb:multiAZ is not a setting" in problem for problem in found)
+
+
+def test_missing_key_is_named(stack_config: Config) -> None:
+    found = problems(stack_config("dev"), "dev", instanceClass=None)
+    assert any("temporaldb:instanceClass is not set" in problem for problem in found)
+
+
+def stack_config_dev() -> dict[str, str]:
+    from temporaldb.stackconfig import ProjectFiles, load_stack_config
+    from tests.conftest import PROJECT_ROOT
+
+    return load_stack_config(ProjectFiles(PROJECT_ROOT), "dev")
+
+
+def _minutes_of_week(start: int, length: int) -> set[int]:
+    return {(start + offset) % MINUTES_PER_WEEK for offset in range(length)}
+
+
+@given(
+    backup_start=st.integers(0, MINUTES_PER_DAY - 1),
+    backup_length=st.integers(30, 180),
+    day=st.integers(0, 6),
+    maintenance_start=st.integers(0, MINUTES_PER_DAY - 1),
+    maintenance_length=st.integers(30, 600),
+)
+def test_window_overlap_matches_minute_by_minute_reference(
+    backup_start: int, backup_length: int, day: int, maintenance_start: int, maintenance_length: int
+) -> None:
+    def clock(minute: int) -> str:
+        return f"{minute // 60 % 24:02d}:{minute % 60:02d}"
+
+    backup_text = f"{clock(backup_start)}-{clock(backup_start + backup_length)}"
+    start = day * MINUTES_PER_DAY + maintenance_start
+    end = (start + maintenance_length) % MINUTES_PER_WEEK
+    maintenance_text = (
+        f"{WEEKDAYS[start // MINUTES_PER_DAY]}:{clock(start % MINUTES_PER_DAY)}"
+        f"-{WEEKDAYS[end // MINUTES_PER_DAY]}:{clock(end % MINUTES_PER_DAY)}"
+    )
+    backup = parse_backup_window(backup_text)
+    maintenance = parse_maintenance_window(maintenance_text)
+    assert backup is not None
+    assert maintenance is not None
+    backup_minutes = {
+        (d * MINUTES_PER_DAY + backup.start_minute + offset) % MINUTES_PER_WEEK
+        for d in range(7)
+        for offset in range(backup.length_minutes)
+    }
+    expected = bool(backup_minutes & _minutes_of_week(maintenance.start_minute, maintenance.length_minutes))
+    overlap_found = False
+    try:
+        parse(stack_config_dev(), "dev", backupWindow=backup_text, maintenanceWindow=maintenance_text)
+    except SettingsError as error:
+        overlap_found = any("overlaps" in problem for problem in error.problems)
+    assert overlap_found == expected
