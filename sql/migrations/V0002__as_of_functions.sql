@@ -1,0 +1,183 @@
+-- Purpose: the public API: nba.player_stats_as_of and nba.team_stats_as_of (cumulative stat lines at any moment).
+-- Requires: V0001 (nba.stat_lines, nba.event_credits, nba.seasons).
+-- Lock/downtime: creates a type and functions only; no table is touched.
+
+create type nba.stat_line as (
+    games_played bigint, points bigint, fgm bigint, fga bigint, fg3m bigint, fg3a bigint, ftm bigint, fta bigint,
+    oreb bigint, dreb bigint, rebounds bigint, assists bigint, steals bigint, blocks bigint, turnovers bigint,
+    fouls bigint
+);
+comment on type nba.stat_line is 'A cumulative stat line: games played and the totals of every counted event.';
+
+-- Every event of a game lies within this span after tip-off (the loader
+-- enforces it), so a game in progress at T tipped off after T minus this span.
+create function nba.max_game_span() returns interval
+language sql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$ select interval '6 hours' $$;
+comment on function nba.max_game_span() is
+    'Longest time from tip-off to any event of the game; the loader rejects events beyond it.';
+
+create function nba.season_types(p_season_type text) returns text[]
+language plpgsql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    case p_season_type
+        when 'regular' then return array['regular'];
+        when 'playoffs' then return array['playoffs'];
+        when 'all' then return array['regular', 'playoffs'];
+        else raise exception 'p_season_type must be one of regular, playoffs, all (got %)', coalesce(quote_literal(p_season_type), 'NULL')
+            using errcode = 'invalid_parameter_value';
+    end case;
+end;
+$$;
+comment on function nba.season_types(text) is 'Season types covered by a p_season_type argument; rejects other values.';
+
+-- The stat line of one subject (player or team) as of a moment.
+create function nba.subject_stats_as_of(
+    p_kind "char", p_subject_id bigint, p_as_of timestamptz, p_scope text, p_season_type text
+) returns nba.stat_line
+language plpgsql stable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_types text[] := nba.season_types(p_season_type);
+    v_season text;
+    v_since timestamptz := '-infinity';
+    v_result nba.stat_line;
+begin
+    if p_scope is null or p_scope not in ('career', 'season', 'game') then
+        raise exception 'p_scope must be one of career, season, game (got %)', coalesce(quote_literal(p_scope), 'NULL')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if p_as_of is null then
+        raise exception 'p_as_of must not be null' using errcode = 'null_value_not_allowed';
+    end if;
+    if p_scope = 'game' then
+        return nba.subject_game_as_of(p_kind, p_subject_id, p_as_of);
+    end if;
+    if p_scope = 'season' then
+        select g.season into v_season from nba.games g where g.tipoff_at <= p_as_of order by g.tipoff_at desc limit 1;
+        if v_season is null then
+            return row(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)::nba.stat_line;
+        end if;
+        select s.starts_at into v_since from nba.seasons s where s.season = v_season;
+    end if;
+
+    select coalesce(sum(x.games), 0), coalesce(sum(x.points), 0), coalesce(sum(x.fgm), 0), coalesce(sum(x.fga), 0),
+           coalesce(sum(x.fg3m), 0), coalesce(sum(x.fg3a), 0), coalesce(sum(x.ftm), 0), coalesce(sum(x.fta), 0),
+           coalesce(sum(x.oreb), 0), coalesce(sum(x.dreb), 0), coalesce(sum(x.rebounds), 0),
+           coalesce(sum(x.assists), 0), coalesce(sum(x.steals), 0), coalesce(sum(x.blocks), 0),
+           coalesce(sum(x.turnovers), 0), coalesce(sum(x.fouls), 0)
+    into v_result
+    from (
+        -- Games finished by p_as_of: the running totals of the latest one ...
+        select f.cum_games as games, f.cum_points as points, f.cum_fgm as fgm, f.cum_fga as fga,
+               f.cum_fg3m as fg3m, f.cum_fg3a as fg3a, f.cum_ftm as ftm, f.cum_fta as fta, f.cum_oreb as oreb,
+               f.cum_dreb as dreb, f.cum_rebounds as rebounds, f.cum_assists as assists, f.cum_steals as steals,
+               f.cum_blocks as blocks, f.cum_turnovers as turnovers, f.cum_fouls as fouls
+        from unnest(v_types) as t(season_type)
+        cross join lateral (
+            select s.* from nba.stat_lines s
+            where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = t.season_type
+              and s.last_event_at <= p_as_of
+            order by s.last_event_at desc, s.game_id desc
+            limit 1) f
+        union all
+        -- ... less those finished before the season began (season scope only) ...
+        select -b.cum_games, -b.cum_points, -b.cum_fgm, -b.cum_fga, -b.cum_fg3m, -b.cum_fg3a, -b.cum_ftm,
+               -b.cum_fta, -b.cum_oreb, -b.cum_dreb, -b.cum_rebounds, -b.cum_assists, -b.cum_steals,
+               -b.cum_blocks, -b.cum_turnovers, -b.cum_fouls
+        from unnest(v_types) as t(season_type)
+        cross join lateral (
+            select s.* from nba.stat_lines s
+            where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = t.season_type
+              and s.last_event_at < v_since
+            order by s.last_event_at desc, s.game_id desc
+            limit 1) b
+        union all
+        -- ... plus the events up to p_as_of of a game in progress.
+        select (count(*) > 0)::int, sum(c.points), sum(c.fgm), sum(c.fga), sum(c.fg3m), sum(c.fg3a), sum(c.ftm),
+               sum(c.fta), sum(c.oreb), sum(c.dreb), sum(c.rebounds), sum(c.assists), sum(c.steals),
+               sum(c.blocks), sum(c.turnovers), sum(c.fouls)
+        from nba.stat_lines s
+        join nba.event_credits c
+          on c.game_id = s.game_id and c.subject_kind = p_kind and c.subject_id = p_subject_id
+         and c.wall_clock_time <= p_as_of
+        where s.subject_kind = p_kind and s.subject_id = p_subject_id
+          and s.tipoff_at > p_as_of - nba.max_game_span() and s.tipoff_at <= p_as_of
+          and s.first_event_at <= p_as_of and s.last_event_at > p_as_of
+          and s.season_type = any (v_types) and (v_season is null or s.season = v_season)
+        group by s.game_id
+    ) x;
+    return v_result;
+end;
+$$;
+comment on function nba.subject_stats_as_of("char", bigint, timestamptz, text, text) is
+    'Cumulative stat line of a player (p) or team (t) counting every event with wall_clock_time <= p_as_of.';
+
+create function nba.subject_game_as_of(p_kind "char", p_subject_id bigint, p_as_of timestamptz)
+returns nba.stat_line
+language plpgsql stable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_line nba.stat_lines;
+    v_result nba.stat_line;
+begin
+    select s.* into v_line from nba.stat_lines s
+    where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.tipoff_at <= p_as_of
+    order by s.tipoff_at desc, s.game_id desc
+    limit 1;
+    if v_line.game_id is null then
+        return row(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)::nba.stat_line;
+    end if;
+    if v_line.last_event_at <= p_as_of then
+        return row(1, v_line.points, v_line.fgm, v_line.fga, v_line.fg3m, v_line.fg3a, v_line.ftm, v_line.fta,
+                   v_line.oreb, v_line.dreb, v_line.rebounds, v_line.assists, v_line.steals, v_line.blocks,
+                   v_line.turnovers, v_line.fouls)::nba.stat_line;
+    end if;
+    select (count(*) > 0)::int, coalesce(sum(c.points), 0), coalesce(sum(c.fgm), 0), coalesce(sum(c.fga), 0),
+           coalesce(sum(c.fg3m), 0), coalesce(sum(c.fg3a), 0), coalesce(sum(c.ftm), 0), coalesce(sum(c.fta), 0),
+           coalesce(sum(c.oreb), 0), coalesce(sum(c.dreb), 0), coalesce(sum(c.rebounds), 0),
+           coalesce(sum(c.assists), 0), coalesce(sum(c.steals), 0), coalesce(sum(c.blocks), 0),
+           coalesce(sum(c.turnovers), 0), coalesce(sum(c.fouls), 0)
+    into v_result
+    from nba.event_credits c
+    where c.game_id = v_line.game_id and c.subject_kind = p_kind and c.subject_id = p_subject_id
+      and c.wall_clock_time <= p_as_of;
+    return v_result;
+end;
+$$;
+comment on function nba.subject_game_as_of("char", bigint, timestamptz) is
+    'Stat line of a subject in its latest game with tipoff_at <= p_as_of, counting events up to p_as_of.';
+
+create function nba.player_stats_as_of(
+    p_player_id bigint, p_as_of timestamptz, p_scope text default 'career', p_season_type text default 'regular'
+) returns nba.stat_line
+language plpgsql stable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return nba.subject_stats_as_of('p', p_player_id, p_as_of, p_scope, p_season_type);
+end;
+$$;
+comment on function nba.player_stats_as_of(bigint, timestamptz, text, text) is
+    'A player''s stat line counting every event with wall_clock_time <= p_as_of. p_scope: career (all games '
+    'of p_season_type), season (the season of the latest game league-wide with tipoff_at <= p_as_of) or game '
+    '(the player''s latest game with tipoff_at <= p_as_of, any season type). p_season_type: regular, playoffs, all.';
+
+create function nba.team_stats_as_of(
+    p_team_id bigint, p_as_of timestamptz, p_scope text default 'season', p_season_type text default 'regular'
+) returns nba.stat_line
+language plpgsql stable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return nba.subject_stats_as_of('t', p_team_id, p_as_of, p_scope, p_season_type);
+end;
+$$;
+comment on function nba.team_stats_as_of(bigint, timestamptz, text, text) is
+    'A team''s stat line (its events plus its players'' blocks and steals) counting events with '
+    'wall_clock_time <= p_as_of; scopes and season types as in nba.player_stats_as_of.';

@@ -1,0 +1,141 @@
+"""Versioned, append-only SQL migrations (`temporaldb migrate`).
+
+Files `sql/migrations/V<4 digits>__<name>.sql` are applied in order, all
+pending ones in one transaction under an advisory lock, and recorded with
+their SHA-256 in `temporaldb_meta.schema_migrations`. An applied file whose
+bytes changed is refused: migrations are append-only, fix forward with a new
+file. Re-running with nothing pending changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+
+FILE_NAME = re.compile(r"^V(\d{4})__([a-z0-9_]+)\.sql$")
+# Any stable 64-bit number; two concurrent migrate runs queue on it.
+ADVISORY_LOCK_KEY = 0x7E3D_0001
+HEADER_LINES = ("-- Purpose:", "-- Requires:", "-- Lock/downtime:")
+
+
+class MigrationError(Exception):
+    """A migration file is malformed, edited after being applied, or missing."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+    sql: str
+    checksum: str
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    applied: tuple[Migration, ...]
+    already_applied: int
+    version: int
+    checksum: str
+    """Checksum of the whole applied set: changes whenever any migration is added."""
+
+
+def default_migrations_dir() -> Path:
+    """sql/migrations of the project this package belongs to."""
+    return Path(str(resources.files("temporaldb"))).parent / "sql" / "migrations"
+
+
+def read_migrations(folder: Path) -> list[Migration]:
+    """Every migration file in `folder`, checked for name, numbering and header."""
+    migrations = []
+    for path in sorted(folder.glob("*.sql")):
+        match = FILE_NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path}: name must look like V0001__create_core_schema.sql")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+        lines = text.splitlines()[:3]
+        header_ok = len(lines) == 3 and all(
+            line.startswith(prefix) for line, prefix in zip(lines, HEADER_LINES, strict=True)
+        )
+        if not header_ok:
+            raise MigrationError(f"{path}: the first three lines must be {', '.join(HEADER_LINES)} comments")
+        migrations.append(Migration(int(match[1]), match[2], path, text, hashlib.sha256(data).hexdigest()))
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise MigrationError(
+                f"{migration.path}: expected version V{expected:04d} next (versions must be contiguous)"
+            )
+    return migrations
+
+
+def set_checksum(migrations: list[Migration]) -> str:
+    digest = hashlib.sha256()
+    for migration in migrations:
+        digest.update(f"{migration.version}:{migration.checksum}\n".encode())
+    return digest.hexdigest()
+
+
+_HISTORY_DDL = """
+create schema if not exists temporaldb_meta;
+create table if not exists temporaldb_meta.schema_migrations (
+    version integer primary key,
+    name text not null,
+    checksum text not null,
+    applied_at timestamptz not null default now(),
+    applied_by text not null default current_user,
+    execution_ms integer not null
+);
+comment on table temporaldb_meta.schema_migrations is 'Applied migrations of sql/migrations, with their SHA-256.';
+"""
+
+
+def _check_applied(applied: dict[int, tuple[str, str]], migrations: list[Migration]) -> None:
+    on_disk = {migration.version: migration for migration in migrations}
+    for version, (name, checksum) in sorted(applied.items()):
+        migration = on_disk.get(version)
+        if migration is None:
+            raise MigrationError(
+                f"V{version:04d}__{name}.sql is applied in the database but missing from the migrations folder"
+            )
+        if migration.checksum != checksum:
+            raise MigrationError(
+                f"{migration.file_name} was edited after it was applied (recorded sha256 {checksum[:12]}, "
+                f"file {migration.checksum[:12]}); migrations are append-only: restore it and add a new file"
+            )
+
+
+def migrate(conninfo: str, folder: Path | None = None) -> MigrationResult:
+    """Apply every pending migration in one transaction; a no-op when none is pending."""
+    migrations = read_migrations(folder or default_migrations_dir())
+    with psycopg.connect(conninfo, autocommit=False) as connection, connection.transaction():
+        connection.execute("select pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        connection.execute(_HISTORY_DDL)
+        rows = connection.execute("select version, name, checksum from temporaldb_meta.schema_migrations").fetchall()
+        applied = {version: (name, checksum) for version, name, checksum in rows}
+        _check_applied(applied, migrations)
+        pending = [migration for migration in migrations if migration.version not in applied]
+        for migration in pending:
+            started = time.perf_counter()
+            try:
+                connection.execute(migration.sql.encode())
+            except psycopg.Error as error:
+                raise MigrationError(f"{migration.file_name} failed, nothing was applied: {error}") from error
+            elapsed_ms = round((time.perf_counter() - started) * 1000)
+            connection.execute(
+                "insert into temporaldb_meta.schema_migrations (version, name, checksum, execution_ms)"
+                " values (%s, %s, %s, %s)",
+                (migration.version, migration.name, migration.checksum, elapsed_ms),
+            )
+    version = migrations[-1].version if migrations else 0
+    return MigrationResult(tuple(pending), len(applied), version, set_checksum(migrations))

@@ -1,0 +1,176 @@
+"""Hand-made and generated play-by-play for the database tests, and a plain-Python reference.
+
+The reference recomputes every stat line straight from the event list, with
+its own reading of the stat rules, so the SQL (running totals, in-progress
+games, season bounds) is checked against something that shares no code with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+UTC = dt.UTC
+STATS = (
+    "games_played", "points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "oreb", "dreb", "rebounds",
+    "assists", "steals", "blocks", "turnovers", "fouls",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Team:
+    team_id: int
+    abbreviation: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Player:
+    player_id: int
+    full_name: str
+
+
+@dataclass(frozen=True)
+class Game:
+    game_id: int
+    season: str
+    season_type: str
+    home_team_id: int
+    away_team_id: int
+    tipoff_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    game_id: int
+    event_num: int
+    period: int
+    clock: str
+    wall_clock_time: dt.datetime
+    event_type: str
+    team_id: int | None
+    player_id: int | None
+    secondary_player_id: int | None
+    points: int
+    is_three: bool
+
+
+@dataclass(frozen=True)
+class League:
+    teams: tuple[Team, ...]
+    players: tuple[Player, ...]
+    games: tuple[Game, ...]
+    events: tuple[Event, ...]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="milliseconds")
+    return str(value)
+
+
+def write_csv(path: Path, rows: Iterable[object], columns: Sequence[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(getattr(row, column)) for column in columns])
+
+
+def write_league(folder: Path, league: League, *, events: Sequence[Event] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows, kind in (
+        ("teams", league.teams, Team),
+        ("players", league.players, Player),
+        ("games", league.games, Game),
+        ("events", league.events if events is None else events, Event),
+    ):
+        write_csv(folder / f"{name}.csv", rows, [f.name for f in fields(kind)])
+    return folder
+
+
+# --- the reference ----------------------------------------------------------------------------
+
+
+def credits(event: Event, game: Game) -> list[tuple[str, int, dict[str, int]]]:
+    """(kind, subject id, stats) credited by one event, following the README's stat rules."""
+    kind = event.event_type
+    shot = kind in ("fg_made", "fg_missed")
+    own = {
+        "points": event.points,
+        "fgm": int(kind == "fg_made"),
+        "fga": int(shot),
+        "fg3m": int(kind == "fg_made" and event.is_three),
+        "fg3a": int(shot and event.is_three),
+        "ftm": int(kind == "ft_made"),
+        "fta": int(kind in ("ft_made", "ft_missed")),
+        "oreb": int(kind == "rebound_off"),
+        "dreb": int(kind == "rebound_def"),
+        "rebounds": int(kind in ("rebound_off", "rebound_def")),
+        "turnovers": int(kind == "turnover"),
+        "fouls": int(kind == "foul"),
+    }
+    helper = {
+        "assists": int(kind == "fg_made"),
+        "blocks": int(kind == "fg_missed"),
+        "steals": int(kind == "turnover"),
+    }
+    result: list[tuple[str, int, dict[str, int]]] = []
+    if event.player_id is not None:
+        result.append(("p", event.player_id, own))
+    if event.secondary_player_id is not None:
+        result.append(("p", event.secondary_player_id, helper))
+    if event.team_id is not None:
+        team_line = dict(own, assists=int(kind == "fg_made" and event.secondary_player_id is not None))
+        result.append(("t", event.team_id, team_line))
+        if event.secondary_player_id is not None and kind in ("fg_missed", "turnover"):
+            other = game.away_team_id if event.team_id == game.home_team_id else game.home_team_id
+            result.append(("t", other, {"blocks": helper["blocks"], "steals": helper["steals"]}))
+    return result
+
+
+def reference_line(
+    league: League, kind: str, subject_id: int, as_of: dt.datetime, scope: str, season_type: str
+) -> tuple[int, ...]:
+    """The stat line as the API defines it, by brute force over every event."""
+    games = {game.game_id: game for game in league.games}
+    types = ("regular", "playoffs") if season_type == "all" else (season_type,)
+    mine = [
+        (event, stats)
+        for event in league.events
+        for credit_kind, credited, stats in credits(event, games[event.game_id])
+        if credit_kind == kind and credited == subject_id
+    ]
+    if scope == "game":
+        played = [games[event.game_id] for event, _ in mine if games[event.game_id].tipoff_at <= as_of]
+        if not played:
+            return (0,) * len(STATS)
+        latest = max(played, key=lambda game: (game.tipoff_at, game.game_id))
+        counted = [(e, s) for e, s in mine if e.game_id == latest.game_id and e.wall_clock_time <= as_of]
+    else:
+        season = None
+        if scope == "season":
+            started = [game for game in league.games if game.tipoff_at <= as_of]
+            if not started:
+                return (0,) * len(STATS)
+            season = max(started, key=lambda game: game.tipoff_at).season
+        counted = [
+            (e, s)
+            for e, s in mine
+            if e.wall_clock_time <= as_of
+            and games[e.game_id].season_type in types
+            and (season is None or games[e.game_id].season == season)
+        ]
+    totals = {name: 0 for name in STATS}
+    totals["games_played"] = len({event.game_id for event, _ in counted})
+    for _, stats in counted:
+        for name, value in stats.items():
+            totals[name] += value
+    return tuple(totals[name] for name in STATS)
