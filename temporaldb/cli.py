@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from temporaldb import localpg
 
 EXIT_OK = 0
 EXIT_OVER_BUDGET = 1
 EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+EXIT_DATABASE = 4
+
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _parse_override(text: str) -> tuple[str, str]:
@@ -23,7 +31,7 @@ def _parse_override(text: str) -> tuple[str, str]:
     return (key if ":" in key else f"temporaldb:{key}"), value
 
 
-def _add_plan(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_plan(commands: Commands) -> None:
     plan = commands.add_parser(
         "plan",
         help="show what a stack would create and its monthly cost, offline",
@@ -83,6 +91,153 @@ def _run_plan(args: argparse.Namespace) -> int:
     return EXIT_OVER_BUDGET if over_budget else EXIT_OK
 
 
+def _add_dsn(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dsn", help="libpq connection string or URL (default: $TEMPORALDB_DSN, else the local server)"
+    )
+
+
+class _Reporter:
+    """Progress on stderr: one line per phase, percentages at most once a second."""
+
+    def __init__(self) -> None:
+        self.last_phase = ""
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        percent = f" {100 * done / total:5.1f}%" if total > 1 else ""
+        print(f"  {phase}{percent}", file=sys.stderr, flush=True)
+
+
+def _database_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn a missing or unreachable database into a one-line error and exit code 4."""
+
+    def run(args: argparse.Namespace) -> int:
+        import psycopg
+
+        from temporaldb.db import NoDatabaseError
+
+        try:
+            return handler(args)
+        except NoDatabaseError as error:
+            print(f"temporaldb {args.command}: {error}", file=sys.stderr)
+        except psycopg.OperationalError as error:
+            print(f"temporaldb {args.command}: cannot reach the database: {str(error).strip()}", file=sys.stderr)
+        return EXIT_DATABASE
+
+    return run
+
+
+def _add_migrate(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "migrate",
+        help="apply pending SQL migrations",
+        description="Apply every pending sql/migrations file in one transaction under an advisory lock; "
+        "refuse when an applied file was edited. Re-running with nothing pending changes nothing.",
+    )
+    _add_dsn(parser)
+    parser.set_defaults(handler=_database_errors(_run_migrate))
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from temporaldb.db import resolve_dsn
+    from temporaldb.migrate import MigrationError, migrate
+
+    try:
+        result = migrate(resolve_dsn(args.dsn))
+    except MigrationError as error:
+        print(f"temporaldb migrate: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for migration in result.applied:
+        print(f"applied {migration.file_name}", file=sys.stderr)
+    if not result.applied:
+        print(f"nothing to apply: {result.already_applied} migrations already applied", file=sys.stderr)
+    print(f"schema version {result.version} checksum {result.checksum}")
+    return EXIT_OK
+
+
+def _add_load(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "load",
+        help="load a folder of canonical CSV files",
+        description="Load teams.csv, players.csv, games.csv and events.csv (or .csv.gz) in one transaction. "
+        "A bad row stops the load with file:line: reason and changes nothing. Later loads may correct events.",
+    )
+    parser.add_argument("folder", type=Path, help="folder holding the canonical CSV files")
+    _add_dsn(parser)
+    parser.set_defaults(handler=_database_errors(_run_load))
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    from temporaldb.db import resolve_dsn
+    from temporaldb.load import LoadError, load_directory
+
+    print(f"loading {args.folder}", file=sys.stderr)
+    try:
+        summary = load_directory(resolve_dsn(args.dsn), args.folder, _Reporter())
+    except LoadError as error:
+        print(f"temporaldb load: {error}", file=sys.stderr)
+        print("temporaldb load: nothing was changed", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = ", ".join(f"{count:,} {table}" for table, count in summary.rows.items())
+    print(
+        f"loaded {rows} in {summary.seconds:.1f} s: {summary.events_changed:,} events new or changed, "
+        f"{summary.games_rebuilt:,} games rebuilt"
+    )
+    return EXIT_OK
+
+
+def _add_asof(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "asof",
+        help="a player's or team's totals at an exact moment",
+        description="Answer a cumulative stat line as of an exact moment, e.g. "
+        "temporaldb asof 'Kobe Bryant' --at 2016-06-19T19:02:34.560 --tz America/Chicago",
+    )
+    parser.add_argument("subject", help="player name or id (with --team: team name, abbreviation or id)")
+    parser.add_argument("--at", required=True, help="ISO 8601 moment; without an offset, give --tz")
+    parser.add_argument("--tz", help="time zone of --at when it has no offset, e.g. America/Chicago")
+    parser.add_argument("--team", action="store_true", help="the subject is a team")
+    parser.add_argument(
+        "--scope", choices=("career", "season", "game"), help="default: career for players, season for teams"
+    )
+    parser.add_argument("--season-type", choices=("regular", "playoffs", "all"), default="regular")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    _add_dsn(parser)
+    parser.set_defaults(handler=_database_errors(_run_asof))
+
+
+def _run_asof(args: argparse.Namespace) -> int:
+    import json
+
+    import psycopg
+
+    from temporaldb import asof
+    from temporaldb.db import resolve_dsn
+
+    scope = args.scope or ("season" if args.team else "career")
+    try:
+        moment = asof.parse_moment(args.at, args.tz)
+        with psycopg.connect(resolve_dsn(args.dsn)) as connection:
+            subject = asof.resolve_subject(connection, args.subject, team=args.team)
+            answer = asof.stats_as_of(connection, subject, moment, scope, args.season_type)
+    except asof.AsOfError as error:
+        print(f"temporaldb asof: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        document = {
+            "subject": {"kind": subject.kind, "id": subject.subject_id, "name": subject.name},
+            "as_of": answer.as_of.isoformat(timespec="milliseconds"),
+            "scope": scope,
+            "season_type": args.season_type,
+            "stats": answer.stats,
+            "latency_ms": round(answer.latency_ms, 3),
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        print(asof.render(answer))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="temporaldb",
@@ -90,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_plan(commands)
+    _add_migrate(commands)
+    _add_load(commands)
+    _add_asof(commands)
+    localpg.register(commands)
     return parser
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from temporaldb.migrate import migrate
 from temporaldb.preview import ProgramRun, run_program
 from temporaldb.stackconfig import ProjectFiles, load_stack_config
+from tests.pgservers import ThrowawayServer, available_majors, start_throwaway_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,3 +45,36 @@ def prod_run() -> ProgramRun:
 @pytest.fixture(params=["dev", "prod"])
 def any_run(request: pytest.FixtureRequest, dev_run: ProgramRun, prod_run: ProgramRun) -> ProgramRun:
     return dev_run if request.param == "dev" else prod_run
+
+
+# --- real PostgreSQL servers, started by the tests themselves -------------------------------------
+
+
+MAJORS = available_majors()
+
+
+@pytest.fixture(scope="session", params=MAJORS, ids=[f"pg{major}" for major in MAJORS])
+def pg_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayServer]:
+    server = start_throwaway_server(request.param, tmp_path_factory.mktemp(f"pg{request.param}"))
+    yield server
+    server.stop()
+
+
+def _fresh_database(server: ThrowawayServer, name: str) -> str:
+    with psycopg.connect(server.dsn, autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{name}" with (force)')
+        admin.execute(f'create database "{name}"')
+    return server.dsn_for(name)
+
+
+@pytest.fixture
+def empty_database(pg_server: ThrowawayServer, request: pytest.FixtureRequest) -> str:
+    """A new, empty database for one test; its DSN."""
+    return _fresh_database(pg_server, f"t_{abs(hash(request.node.nodeid)) % 10**12}")
+
+
+@pytest.fixture
+def database(empty_database: str) -> str:
+    """A new database with every migration applied; its DSN."""
+    migrate(empty_database)
+    return empty_database

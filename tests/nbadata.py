@@ -168,9 +168,53 @@ def reference_line(
             and games[e.game_id].season_type in types
             and (season is None or games[e.game_id].season == season)
         ]
-    totals = {name: 0 for name in STATS}
+    totals = dict.fromkeys(STATS, 0)
     totals["games_played"] = len({event.game_id for event, _ in counted})
     for _, stats in counted:
         for name, value in stats.items():
             totals[name] += value
     return tuple(totals[name] for name in STATS)
+
+
+# --- a tiny random league for property tests ------------------------------------------------------
+
+SEASONS = ("2014-15", "2015-16")
+TEAMS = (Team(1610612747, "LAL", "Los Angeles Lakers"), Team(1610612762, "UTA", "Utah Jazz"),
+         Team(1610612744, "GSW", "Golden State Warriors"))  # fmt: skip
+ROSTERS = {1610612747: (977, 1001), 1610612762: (2001, 2002), 1610612744: (3001, 3002)}
+PLAYERS = (Player(977, "Kobe Bryant"), Player(1001, "Jordan Clarkson"), Player(2001, "Gordon Hayward"),
+           Player(2002, "Rudy Gobert"), Player(3001, "Stephen Curry"), Player(3002, "Draymond Green"))  # fmt: skip
+SEASON_OPENS = {
+    SEASONS[0]: dt.datetime(2014, 10, 28, 23, 0, tzinfo=UTC),
+    SEASONS[1]: dt.datetime(2015, 10, 27, 23, 0, tzinfo=UTC),
+}
+EVENT_KINDS = ("fg_made", "fg_missed", "ft_made", "ft_missed", "rebound_off", "rebound_def", "turnover", "foul",
+               "substitution", "timeout", "jump_ball", "period_start", "period_end", "violation")  # fmt: skip
+
+
+def make_event(
+    game: Game, event_num: int, seconds: float, kind: str, *, side: int, who: int, helper: bool, three: bool
+) -> Event:
+    """One valid event of `kind`; `side` picks the team (0 home, 1 away), `who` the player, `helper` a secondary."""
+    team = (game.home_team_id, game.away_team_id)[side]
+    other = (game.home_team_id, game.away_team_id)[1 - side]
+    player: int | None = ROSTERS[team][who]
+    secondary = None
+    if kind in ("period_start", "period_end"):
+        team_id: int | None = None
+        player = None
+    else:
+        team_id = team
+    if kind in ("timeout",) or (
+        kind in ("rebound_off", "rebound_def", "turnover") and not helper and who == 0 and three
+    ):
+        player = None  # team events: timeouts, team rebounds, team turnovers
+    if helper and player is not None:
+        if kind in {"fg_made", "substitution"}:
+            secondary = ROSTERS[team][1 - who]
+        elif kind in ("fg_missed", "turnover"):
+            secondary = ROSTERS[other][who]
+    is_three = three and kind in ("fg_made", "fg_missed")
+    points = (3 if is_three else 2) if kind == "fg_made" else 1 if kind == "ft_made" else 0
+    moment = game.tipoff_at + dt.timedelta(milliseconds=round(seconds * 1000))
+    return Event(game.game_id, event_num, 1, "12:00", moment, kind, team_id, player, secondary, points, is_three)

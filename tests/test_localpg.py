@@ -1,0 +1,154 @@
+"""`temporaldb local` and the test suite's throwaway servers, against real PostgreSQL servers (no mocks)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from temporaldb import localpg
+from tests.pgservers import available_majors, start_throwaway_server
+
+
+def _make_project() -> Path:
+    # Not pytest's tmp_path: as root the server runs as an unprivileged account that must traverse the folders
+    # above its data, and pytest's temp root is private (0700). The system temp dir is world-traversable.
+    folder = Path(tempfile.mkdtemp(prefix="temporaldb-local-"))
+    folder.chmod(0o755)
+    (folder / "Pulumi.yaml").write_text("", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def project() -> Iterator[Path]:
+    folder = _make_project()
+    yield folder
+    localpg.stop(folder)  # when a test failed half-way
+    shutil.rmtree(folder)
+
+
+def _query(dsn: str, sql: str) -> object:
+    with psycopg.connect(dsn, connect_timeout=10) as connection:
+        row = connection.execute(sql).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_lifecycle(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert localpg.status(project) is None
+
+    server = localpg.start(project)
+    assert not server.already_running
+    current = localpg.status(project)
+    assert current is not None
+    assert current.running
+    assert current.pid == server.pid
+    assert current.version.startswith("18.")
+    assert current.data_dir == project.resolve() / ".local" / "pg18" / "data"
+    assert current.size_bytes > 1_000_000
+
+    url = localpg.dsn(project)
+    assert url.startswith("postgresql://postgres@/nba_temporal?host=")
+    assert _query(url, "select current_database()") == "nba_temporal"
+    assert _query(localpg.dsn(project, tcp=True), "select inet_server_addr()::text") == "127.0.0.1/32"
+    assert _query(url, "select current_setting('shared_preload_libraries')") == "pg_stat_statements"
+    monkeypatch.chdir(project)
+    assert localpg.default_dsn() == url
+
+    again = localpg.start(project)
+    assert again.already_running
+    assert again.pid == server.pid
+
+    assert localpg.stop(project) is True
+    stopped = localpg.status(project)
+    assert stopped is not None
+    assert not stopped.running
+    assert localpg.default_dsn() is None
+    with pytest.raises(localpg.LocalServerNotRunningError, match=r"run `temporaldb local start`"):
+        localpg.dsn(project)
+    assert localpg.stop(project) is False
+
+    assert localpg.start(project).port == server.port  # the port is kept while it is free
+    assert localpg.stop(project)
+
+    # A server that cannot start is reported with the end of its log.
+    auto_conf = current.data_dir / "postgresql.auto.conf"
+    auto_conf.write_text("shared_buffers = 'plenty'\n", encoding="utf-8")
+    with pytest.raises(localpg.LocalServerError, match=r"(?s)did not start.*last lines of .*shared_buffers"):
+        localpg.start(project)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another account")
+def test_unreachable_project_as_root() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="temporaldb-private-"))  # 0700: the server account cannot enter it
+    try:
+        with pytest.raises(localpg.LocalServerError, match=r"refuses to run as root.*chmod o\+x"):
+            localpg.start(folder)
+    finally:
+        shutil.rmtree(folder)
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="temporaldb")
+    localpg.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["local", *argv])
+    code: int = args.handler(args)
+    return code
+
+
+def test_cli_exit_codes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    where = ["--project-dir", str(project)]
+    assert _cli("status", *where) == 1
+    assert _cli("dsn", *where) == 1
+    assert "local server is not running; run `temporaldb local start`" in capsys.readouterr().err
+
+    assert _cli("start", *where) == 0
+    started = capsys.readouterr()
+    assert "started" in started.err
+    assert _cli("start", *where) == 0
+    assert "already running" in capsys.readouterr().err
+
+    assert _cli("dsn", *where) == 0
+    url = capsys.readouterr().out.strip()
+    assert url == started.out.strip()
+    assert _query(url, "select current_database()") == "nba_temporal"
+    assert _cli("dsn", "--database", "postgres", *where) == 0
+    assert _query(capsys.readouterr().out.strip(), "select current_database()") == "postgres"
+
+    assert _cli("status", *where) == 0
+    assert "running     yes" in capsys.readouterr().out
+    assert _cli("stop", *where) == 0
+    assert _cli("stop", *where) == 0
+    assert "was not running" in capsys.readouterr().err
+    assert _cli("status", *where) == 1
+    assert "running     no" in capsys.readouterr().out
+
+
+def test_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)  # no Pulumi.yaml here or above
+    assert _cli("status") == 2
+    assert "no Pulumi.yaml" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as raised:
+        _cli()
+    assert raised.value.code == 2
+
+
+def test_both_majors_are_available() -> None:
+    assert available_majors() == [16, 18]
+
+
+@pytest.mark.parametrize("major", available_majors())
+def test_throwaway_server(major: int, tmp_path: Path) -> None:
+    with start_throwaway_server(major, tmp_path) as server:
+        assert server.major == major
+        assert int(str(_query(server.dsn, "select current_setting('server_version_num')"))) // 10000 == major
+        assert _query(server.dsn, "select current_setting('fsync')") == "off"
+        root_dir = server.root_dir
+    assert not root_dir.exists()
+    server.stop()  # idempotent
