@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -238,6 +239,112 @@ def _run_asof(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_generate(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "generate",
+        help="write a seeded synthetic league in the canonical CSV format",
+        description="Write teams.csv, players.csv, games.csv and events.csv for N seasons of a synthetic league: "
+        "real franchises and schedules, rosters and careers, 450-500 events per game. Same seed, same bytes.",
+    )
+    parser.add_argument("folder", type=Path, help="output folder (created if missing)")
+    parser.add_argument("--seasons", type=int, default=1, help="number of seasons (default 1)")
+    parser.add_argument("--first-season", type=int, default=1996, help="first season's start year (default 1996)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--gzip", action="store_true", help="write .csv.gz files")
+    parser.set_defaults(handler=_run_generate)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from temporaldb.generate import generate_league
+
+    if args.seasons < 1:
+        print("temporaldb generate: --seasons must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.monotonic() - last[0] > 2 or done == total:
+            print(f"  {done:,}/{total:,} games", file=sys.stderr, flush=True)
+            last[0] = time.monotonic()
+
+    try:
+        summary = generate_league(
+            args.folder, seasons=args.seasons, first_season=args.first_season, seed=args.seed,
+            compress=args.gzip, progress=progress,
+        )  # fmt: skip
+    except ValueError as error:
+        print(f"temporaldb generate: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"wrote {summary.teams} teams, {summary.players:,} players, {summary.games:,} games, "
+        f"{summary.events:,} events to {args.folder}"
+    )
+    return EXIT_OK
+
+
+def _add_demo(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="local server, migrations, three synthetic seasons, and a headline as-of answer",
+        description="Start the embedded server, migrate, generate and load 2013-14 to 2015-16, and answer "
+        "Kobe Bryant's career totals at 7:02:34.560 PM CT on June 19, 2016 with its latency.",
+    )
+    parser.add_argument("--project-dir", type=Path, help="folder holding Pulumi.yaml (default: found from here)")
+    parser.set_defaults(handler=_database_errors(_run_demo))
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from temporaldb import demo
+    from temporaldb.load import LoadError
+    from temporaldb.stackconfig import StackConfigError, find_project_root
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        root = args.project_dir.resolve() if args.project_dir else find_project_root(Path.cwd())
+        print(demo.run(root, say))
+    except (StackConfigError, localpg.LocalServerError, LoadError) as error:
+        print(f"temporaldb demo: {error}", file=sys.stderr)
+        return EXIT_DATABASE
+    return EXIT_OK
+
+
+def _add_bench(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "bench",
+        help="full-history benchmark: load time, as-of latency, naive ratio, sizes",
+        description="Generate >= 36,000 games / 16M events, load them into a fresh database nba_bench on the "
+        "server of --dsn (default: the local server) and measure. Takes about 10 minutes on 2 cores.",
+    )
+    _add_dsn(parser)
+    parser.add_argument("--data", type=Path, default=Path(".local/bench-data"), help="generated data folder (reused)")
+    parser.add_argument("--seasons", type=int, default=29, help="seasons from 1996-97 (default 29: full history)")
+    parser.add_argument("--queries", type=int, default=20000, help="as-of and floor queries per round")
+    parser.add_argument("--results", type=Path, help="write the Markdown report here (e.g. bench/RESULTS.md)")
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.set_defaults(handler=_database_errors(_run_bench))
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import shlex
+
+    from temporaldb import bench
+    from temporaldb.db import resolve_dsn
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    result = bench.run(resolve_dsn(args.dsn), args.data, seasons=args.seasons, queries=args.queries, say=say)
+    command = "temporaldb " + " ".join(shlex.quote(part) for part in sys.argv[1:] if not part.startswith("postgres"))
+    report = bench.render_markdown(result, command)
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(report)
+    print(bench.as_json(result) if args.json else report)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="temporaldb",
@@ -248,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_migrate(commands)
     _add_load(commands)
     _add_asof(commands)
+    _add_generate(commands)
     localpg.register(commands)
+    _add_bench(commands)
+    _add_demo(commands)
     return parser
 
 

@@ -34,17 +34,22 @@ end;
 $$;
 comment on function nba.season_types(text) is 'Season types covered by a p_season_type argument; rejects other values.';
 
--- The stat line of one subject (player or team) as of a moment.
+-- The stat line of one subject (player or team) as of a moment. Written for
+-- speed: the usual question (one season type, no game in progress) is one
+-- index probe plus one empty index range; plans are generic, so a session
+-- plans each statement once instead of on every call.
 create function nba.subject_stats_as_of(
     p_kind "char", p_subject_id bigint, p_as_of timestamptz, p_scope text, p_season_type text
 ) returns nba.stat_line
 language plpgsql stable parallel safe
 set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_types text[] := nba.season_types(p_season_type);
     v_season text;
     v_since timestamptz := '-infinity';
+    v_game bigint;
     v_result nba.stat_line;
 begin
     if p_scope is null or p_scope not in ('career', 'season', 'game') then
@@ -65,52 +70,77 @@ begin
         select s.starts_at into v_since from nba.seasons s where s.season = v_season;
     end if;
 
-    select coalesce(sum(x.games), 0), coalesce(sum(x.points), 0), coalesce(sum(x.fgm), 0), coalesce(sum(x.fga), 0),
-           coalesce(sum(x.fg3m), 0), coalesce(sum(x.fg3a), 0), coalesce(sum(x.ftm), 0), coalesce(sum(x.fta), 0),
-           coalesce(sum(x.oreb), 0), coalesce(sum(x.dreb), 0), coalesce(sum(x.rebounds), 0),
-           coalesce(sum(x.assists), 0), coalesce(sum(x.steals), 0), coalesce(sum(x.blocks), 0),
-           coalesce(sum(x.turnovers), 0), coalesce(sum(x.fouls), 0)
-    into v_result
-    from (
-        -- Games finished by p_as_of: the running totals of the latest one ...
-        select f.cum_games as games, f.cum_points as points, f.cum_fgm as fgm, f.cum_fga as fga,
-               f.cum_fg3m as fg3m, f.cum_fg3a as fg3a, f.cum_ftm as ftm, f.cum_fta as fta, f.cum_oreb as oreb,
-               f.cum_dreb as dreb, f.cum_rebounds as rebounds, f.cum_assists as assists, f.cum_steals as steals,
-               f.cum_blocks as blocks, f.cum_turnovers as turnovers, f.cum_fouls as fouls
-        from unnest(v_types) as t(season_type)
-        cross join lateral (
+    -- Games finished by p_as_of: the running totals of the latest one ...
+    if cardinality(v_types) = 1 and v_season is null then
+        select coalesce(sum(f.cum_games), 0), coalesce(sum(f.cum_points), 0), coalesce(sum(f.cum_fgm), 0),
+               coalesce(sum(f.cum_fga), 0), coalesce(sum(f.cum_fg3m), 0), coalesce(sum(f.cum_fg3a), 0),
+               coalesce(sum(f.cum_ftm), 0), coalesce(sum(f.cum_fta), 0), coalesce(sum(f.cum_oreb), 0),
+               coalesce(sum(f.cum_dreb), 0), coalesce(sum(f.cum_rebounds), 0), coalesce(sum(f.cum_assists), 0),
+               coalesce(sum(f.cum_steals), 0), coalesce(sum(f.cum_blocks), 0), coalesce(sum(f.cum_turnovers), 0),
+               coalesce(sum(f.cum_fouls), 0)
+        into v_result
+        from (
             select s.* from nba.stat_lines s
-            where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = t.season_type
+            where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = v_types[1]
               and s.last_event_at <= p_as_of
             order by s.last_event_at desc, s.game_id desc
-            limit 1) f
-        union all
-        -- ... less those finished before the season began (season scope only) ...
-        select -b.cum_games, -b.cum_points, -b.cum_fgm, -b.cum_fga, -b.cum_fg3m, -b.cum_fg3a, -b.cum_ftm,
-               -b.cum_fta, -b.cum_oreb, -b.cum_dreb, -b.cum_rebounds, -b.cum_assists, -b.cum_steals,
-               -b.cum_blocks, -b.cum_turnovers, -b.cum_fouls
-        from unnest(v_types) as t(season_type)
-        cross join lateral (
-            select s.* from nba.stat_lines s
-            where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = t.season_type
-              and s.last_event_at < v_since
-            order by s.last_event_at desc, s.game_id desc
-            limit 1) b
-        union all
-        -- ... plus the events up to p_as_of of a game in progress.
-        select (count(*) > 0)::int, sum(c.points), sum(c.fgm), sum(c.fga), sum(c.fg3m), sum(c.fg3a), sum(c.ftm),
-               sum(c.fta), sum(c.oreb), sum(c.dreb), sum(c.rebounds), sum(c.assists), sum(c.steals),
-               sum(c.blocks), sum(c.turnovers), sum(c.fouls)
-        from nba.stat_lines s
-        join nba.event_credits c
-          on c.game_id = s.game_id and c.subject_kind = p_kind and c.subject_id = p_subject_id
-         and c.wall_clock_time <= p_as_of
+            limit 1) f;
+    else
+        -- ... of each season type, less those finished before the season began.
+        select coalesce(sum(x.games), 0), coalesce(sum(x.points), 0), coalesce(sum(x.fgm), 0),
+               coalesce(sum(x.fga), 0), coalesce(sum(x.fg3m), 0), coalesce(sum(x.fg3a), 0), coalesce(sum(x.ftm), 0),
+               coalesce(sum(x.fta), 0), coalesce(sum(x.oreb), 0), coalesce(sum(x.dreb), 0),
+               coalesce(sum(x.rebounds), 0), coalesce(sum(x.assists), 0), coalesce(sum(x.steals), 0),
+               coalesce(sum(x.blocks), 0), coalesce(sum(x.turnovers), 0), coalesce(sum(x.fouls), 0)
+        into v_result
+        from (
+            select f.cum_games as games, f.cum_points as points, f.cum_fgm as fgm, f.cum_fga as fga,
+                   f.cum_fg3m as fg3m, f.cum_fg3a as fg3a, f.cum_ftm as ftm, f.cum_fta as fta, f.cum_oreb as oreb,
+                   f.cum_dreb as dreb, f.cum_rebounds as rebounds, f.cum_assists as assists,
+                   f.cum_steals as steals, f.cum_blocks as blocks, f.cum_turnovers as turnovers, f.cum_fouls as fouls
+            from unnest(v_types) as t(season_type)
+            cross join lateral (
+                select s.* from nba.stat_lines s
+                where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = t.season_type
+                  and s.last_event_at <= p_as_of
+                order by s.last_event_at desc, s.game_id desc
+                limit 1) f
+            union all
+            select -b.cum_games, -b.cum_points, -b.cum_fgm, -b.cum_fga, -b.cum_fg3m, -b.cum_fg3a, -b.cum_ftm,
+                   -b.cum_fta, -b.cum_oreb, -b.cum_dreb, -b.cum_rebounds, -b.cum_assists, -b.cum_steals,
+                   -b.cum_blocks, -b.cum_turnovers, -b.cum_fouls
+            from unnest(v_types) as t(season_type)
+            cross join lateral (
+                select s.* from nba.stat_lines s
+                where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = t.season_type
+                  and s.last_event_at < v_since
+                order by s.last_event_at desc, s.game_id desc
+                limit 1) b
+        ) x;
+    end if;
+
+    -- ... plus the events up to p_as_of of a game in progress (every event lies
+    -- within nba.max_game_span() of its tip-off, so the range scan is short).
+    for v_game in
+        select s.game_id from nba.stat_lines s
         where s.subject_kind = p_kind and s.subject_id = p_subject_id
           and s.tipoff_at > p_as_of - nba.max_game_span() and s.tipoff_at <= p_as_of
           and s.first_event_at <= p_as_of and s.last_event_at > p_as_of
           and s.season_type = any (v_types) and (v_season is null or s.season = v_season)
-        group by s.game_id
-    ) x;
+    loop
+        select (v_result).games_played + (count(*) > 0)::int, (v_result).points + coalesce(sum(c.points), 0),
+               (v_result).fgm + coalesce(sum(c.fgm), 0), (v_result).fga + coalesce(sum(c.fga), 0),
+               (v_result).fg3m + coalesce(sum(c.fg3m), 0), (v_result).fg3a + coalesce(sum(c.fg3a), 0),
+               (v_result).ftm + coalesce(sum(c.ftm), 0), (v_result).fta + coalesce(sum(c.fta), 0),
+               (v_result).oreb + coalesce(sum(c.oreb), 0), (v_result).dreb + coalesce(sum(c.dreb), 0),
+               (v_result).rebounds + coalesce(sum(c.rebounds), 0), (v_result).assists + coalesce(sum(c.assists), 0),
+               (v_result).steals + coalesce(sum(c.steals), 0), (v_result).blocks + coalesce(sum(c.blocks), 0),
+               (v_result).turnovers + coalesce(sum(c.turnovers), 0), (v_result).fouls + coalesce(sum(c.fouls), 0)
+        into v_result
+        from nba.event_credits c
+        where c.game_id = v_game and c.subject_kind = p_kind and c.subject_id = p_subject_id
+          and c.wall_clock_time <= p_as_of;
+    end loop;
     return v_result;
 end;
 $$;
@@ -121,6 +151,7 @@ create function nba.subject_game_as_of(p_kind "char", p_subject_id bigint, p_as_
 returns nba.stat_line
 language plpgsql stable parallel safe
 set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_line nba.stat_lines;
