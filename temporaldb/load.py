@@ -48,6 +48,7 @@ FALSE_WORDS: Final = frozenset(("false", "f", "0"))
 # Must equal nba.max_game_span() in sql/migrations/V0002__as_of_functions.sql.
 MAX_GAME_SPAN: Final = dt.timedelta(hours=6)
 LOAD_LOCK_KEY: Final = 0x7E3D_0002
+APPLICATION_NAME: Final = "temporaldb load"
 CLOCK = re.compile(r"^[0-9]{1,2}:[0-5][0-9](\.[0-9]{1,3})?$")
 SEASON = re.compile(r"^[0-9]{4}-[0-9]{2}$")
 COPY_LINE = re.compile(r"line (\d+)")
@@ -632,7 +633,7 @@ def load_directory(conninfo: str, folder: Path, progress: Progress | None = None
     if not folder.is_dir():
         raise LoadError(f"{folder} is not a folder")
     report = progress or _silent
-    with psycopg.connect(conninfo, autocommit=False) as connection:
+    with psycopg.connect(conninfo, autocommit=False, application_name=APPLICATION_NAME) as connection:
         with connection.transaction():
             locked = connection.execute("select pg_try_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,)).fetchone()
             if not (locked and locked[0]):
