@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo plan test lint typecheck pytest clean
+.PHONY: help setup demo plan bench test lint typecheck pytest clean
 
 help: ## show this help
 	@echo "temporaldb: temporal sports-analytics database on AWS RDS PostgreSQL"
@@ -20,12 +20,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv with the program, the CLI and the dev tools
 
-demo: $(STAMP) ## the main job: offline plan and cost of both stacks
+demo: plan $(STAMP) ## the main job: plan both stacks, then the database locally with an as-of answer
+	$(BIN)/temporaldb demo
+
+plan: $(STAMP) ## offline plan and monthly cost of both stacks
 	$(BIN)/temporaldb plan --stack dev
 	@echo
 	$(BIN)/temporaldb plan --stack prod
 
-plan: demo ## alias of demo
+bench: $(STAMP) ## full-history benchmark (about 10 minutes), writes bench/RESULTS.md
+	$(BIN)/temporaldb local start
+	$(BIN)/temporaldb bench --results bench/RESULTS.md
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -39,6 +44,7 @@ pytest: $(STAMP) ## the test suite only
 
 test: lint typecheck pytest ## everything CI runs
 
-clean: ## remove .venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+clean: ## stop the local server; remove .venv, .local (local database, generated data) and caches
+	-test -x $(BIN)/temporaldb && $(BIN)/temporaldb local stop
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
