@@ -251,7 +251,7 @@ def measure_naive(dsn: str, say: Say) -> tuple[float, float, float, int]:
         connection.execute("vacuum analyze nba.play_by_play")
         longest = connection.execute(
             """select subject_id, max(last_event_at) + interval '1 day' from nba.stat_lines
-               where subject_kind = 'p' and season_type = 'regular'
+               where subject_kind = 'p' and season_type = 'r'
                group by subject_id order by count(*) desc, subject_id limit 20"""
         ).fetchall()
         naive_ms, fast_ms = [], []

@@ -374,14 +374,17 @@ _BOX_COLUMNS = (
     "points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "oreb", "dreb", "rebounds",
     "assists", "steals", "blocks", "turnovers", "fouls",
 )  # fmt: skip
-_BOX_SUMS = ", ".join(f"sum(c.{name})::smallint as {name}" for name in _BOX_COLUMNS)
+_BOX_SUMS = ", ".join(f"sum(c.{name})::int as {name}" for name in _BOX_COLUMNS)
+_STEPS = ", ".join(f"s.cum_{name} - coalesce(lag(s.cum_{name}) over w, 0) as {name}" for name in _BOX_COLUMNS)
+_CUM_COLUMNS = ", ".join(f"cum_{name}" for name in _BOX_COLUMNS)
 _RUNNING = ", ".join(f"sum(b.{name}) over w" for name in _BOX_COLUMNS)
 
 # Box lines of the games that changed, from the single definition of the stat rules.
 _NEW_BOX = f"""
 create temp table new_box on commit drop as
-select c.subject_kind, c.subject_id, g.tipoff_at, c.game_id, g.season, g.season_type,
-       min(c.wall_clock_time) as first_event_at, max(c.wall_clock_time) as last_event_at, {_BOX_SUMS}
+select c.subject_kind, c.subject_id, g.tipoff_at, c.game_id, g.season,
+       (case g.season_type when 'regular' then 'r' else 'p' end)::"char" as season_type,
+       max(c.wall_clock_time) as last_event_at, {_BOX_SUMS}
 from nba.event_credits c
 join nba.games g using (game_id)
 {{where}}
@@ -390,6 +393,7 @@ group by c.subject_kind, c.subject_id, c.game_id, g.tipoff_at, g.season, g.seaso
 
 # Every subject with a line in a changed game, before or after, gets all its
 # running totals rebuilt: a change in one game shifts the totals of later ones.
+# The box lines of its unchanged games are the steps between its stored totals.
 _REBUILD_LINES = f"""
 create temp table touched on commit drop as
 select subject_kind, subject_id from nba.stat_lines where game_id in (select game_id from changed_games)
@@ -397,21 +401,38 @@ union
 select subject_kind, subject_id from new_box;
 
 create temp table rebuilt_box on commit drop as
-select s.subject_kind, s.subject_id, s.tipoff_at, s.game_id, s.season, s.season_type, s.first_event_at,
-       s.last_event_at, {", ".join(f"s.{name}" for name in _BOX_COLUMNS)}
-from nba.stat_lines s join touched t using (subject_kind, subject_id)
-where s.game_id not in (select game_id from changed_games)
+select k.* from (
+    select s.subject_kind, s.subject_id, s.tipoff_at, s.game_id, s.season, s.season_type, s.last_event_at, {_STEPS}
+    from nba.stat_lines s join touched t using (subject_kind, subject_id)
+    window w as (partition by s.subject_kind, s.subject_id, s.season_type order by s.last_event_at, s.game_id)
+) k
+where k.game_id not in (select game_id from changed_games)
 union all
 select * from new_box;
 
 delete from nba.stat_lines s using touched t
 where s.subject_kind = t.subject_kind and s.subject_id = t.subject_id;
 
-insert into nba.stat_lines
-select b.*, count(*) over w, {_RUNNING}
+insert into nba.stat_lines (subject_id, last_event_at, game_id, tipoff_at, cum_games, {_CUM_COLUMNS},
+                            subject_kind, season_type, season)
+select b.subject_id, b.last_event_at, b.game_id, b.tipoff_at, count(*) over w, {_RUNNING},
+       b.subject_kind, b.season_type, b.season
 from rebuilt_box b
 window w as (partition by b.subject_kind, b.subject_id, b.season_type order by b.last_event_at, b.game_id
              rows unbounded preceding)
+"""
+
+# A player or team is never in two games at once; the game-scope lookup relies on it.
+_OVERLAPPING_GAMES = """
+select x.subject_kind, x.subject_id, x.game_id, x.tipoff_at
+from (
+    select s.subject_kind, s.subject_id, s.game_id, s.tipoff_at, max(s.last_event_at) over w as busy_until
+    from nba.stat_lines s join touched t using (subject_kind, subject_id)
+    window w as (partition by s.subject_kind, s.subject_id order by s.tipoff_at, s.game_id
+                 rows between unbounded preceding and 1 preceding)
+) x
+where x.busy_until >= x.tipoff_at
+limit 1
 """
 
 _REBUILD_SEASONS = """
@@ -601,6 +622,16 @@ class _Loader:
         self.summary.games_rebuilt = self._changed_games_count()
         row = self.connection.execute("select count(*) from new_box").fetchone()
         self.summary.stat_lines = int(row[0]) if row else 0
+        clash = self.connection.execute(_OVERLAPPING_GAMES).fetchone()
+        if clash is not None:
+            kind, subject, game_id, tipoff = clash
+            who = "player" if kind == "p" else "team"
+            line = self.references.game_lines.get(game_id)
+            where = f"games.csv:{line}" if line else "events.csv"
+            raise LoadError(
+                f"{where}: {who} {subject} would be in two games at once: game {game_id} tips off at "
+                f"{tipoff.isoformat()} before that {who}'s previous game has ended"
+            )
         self.connection.execute(_REBUILD_SEASONS)
         overlap = self.connection.execute(_OVERLAPPING_SEASONS).fetchone()
         if overlap is not None:

@@ -256,3 +256,36 @@ def test_cli_load_reports_counts(database: str, tmp_path: Path, capsys: pytest.C
     assert main(["load", "--dsn", database, str(folder)]) == EXIT_OK
     out = capsys.readouterr().out
     assert "loaded 3 teams, 6 players, 2 games, 14 events" in out
+
+
+def test_box_line_views_step_the_running_totals(loaded: str) -> None:
+    with psycopg.connect(loaded) as connection:
+        kobe = connection.execute(
+            "select game_id, season_type, points, fgm, fg3m, steals, blocks, rebounds from nba.player_stats"
+            " where player_id = %s order by tipoff_at",
+            (KOBE,),
+        ).fetchall()
+        utah = connection.execute(
+            "select game_id, points, fga, oreb, turnovers, fouls from nba.team_stats"
+            " where team_id = %s order by tipoff_at",
+            (UTA,),
+        ).fetchall()
+    assert kobe == [(OPENER, "regular", 3, 1, 1, 0, 1, 1), (FINAL, "regular", 3, 1, 0, 1, 0, 0)]
+    assert utah == [(OPENER, 0, 1, 0, 0, 0), (FINAL, 0, 0, 1, 1, 1)]
+
+
+def test_a_player_in_two_games_at_once_is_refused(loaded: str, tmp_path: Path) -> None:
+    before = fingerprint(loaded)
+    clash = Game(21501229, "2015-16", "regular", GSW, UTA, TIP + dt.timedelta(minutes=1))
+    folder = tmp_path / "clash"
+    write_league(folder, HAND_MADE, events=[event(FINAL, 1, 0, "period_start", None, None)])
+    write_csv(folder / "games.csv", [clash], list(Game.__dataclass_fields__))
+    events = folder / "events.csv"
+    events.write_text(
+        events.read_text().splitlines()[0]
+        + f"\n21501229,1,1,11:00,2016-04-14T02:35:00.000+00:00,foul,{UTA},{GOBERT},,0,false\n"
+    )
+    # Gobert and his team both clash; either may be named.
+    with pytest.raises(LoadError, match=r"games.csv:2: (player 2002|team 1610612762) would be in two games at once"):
+        load_directory(loaded, folder)
+    assert fingerprint(loaded) == before

@@ -125,46 +125,69 @@ where e.secondary_player_id is not null and e.event_type in ('fg_missed', 'turno
 comment on view nba.event_credits is
     'Stat credits per event: subject_kind p (player) or t (team), subject_id the player or team credited.';
 
--- Per-game stat lines of players (kind p) and teams (kind t), each carrying the
--- running totals of its subject's games of the same season type, ordered by
--- (last_event_at, game_id). An as-of answer is then one index probe for the
--- games finished by that moment plus a sum over the events of the one game in
--- progress, instead of a sum over a whole career.
+-- Running totals per game of players (kind p) and teams (kind t): after each
+-- of its games, a subject's totals over its games of that season type so far,
+-- ordered by (last_event_at, game_id). An as-of answer is then one index probe
+-- for the games finished by that moment plus a sum over the events of the one
+-- game in progress, instead of a sum over a whole career. Box lines are the
+-- difference between consecutive rows, which keeps this table small.
+-- Columns are ordered widest first so that rows pack without padding.
 create table nba.stat_lines (
-    subject_kind "char" not null check (subject_kind in ('p', 't')),
     subject_id bigint not null,
-    tipoff_at timestamptz not null,
-    game_id bigint not null,
-    season text not null,
-    season_type text not null,
-    first_event_at timestamptz not null,
     last_event_at timestamptz not null,
-    points smallint not null, fgm smallint not null, fga smallint not null, fg3m smallint not null,
-    fg3a smallint not null, ftm smallint not null, fta smallint not null, oreb smallint not null,
-    dreb smallint not null, rebounds smallint not null, assists smallint not null, steals smallint not null,
-    blocks smallint not null, turnovers smallint not null, fouls smallint not null,
+    game_id bigint not null,
+    tipoff_at timestamptz not null,
     cum_games integer not null, cum_points integer not null, cum_fgm integer not null, cum_fga integer not null,
     cum_fg3m integer not null, cum_fg3a integer not null, cum_ftm integer not null, cum_fta integer not null,
     cum_oreb integer not null, cum_dreb integer not null, cum_rebounds integer not null,
     cum_assists integer not null, cum_steals integer not null, cum_blocks integer not null,
     cum_turnovers integer not null, cum_fouls integer not null,
-    primary key (subject_kind, subject_id, tipoff_at, game_id)
+    subject_kind "char" not null check (subject_kind in ('p', 't')),
+    season_type "char" not null check (season_type in ('r', 'p')),
+    season text not null,
+    primary key (subject_kind, subject_id, season_type, last_event_at, game_id)
 );
 comment on table nba.stat_lines is
-    'Per-game box line of each player (p) and team (t), with running totals (cum_*) over the subject''s games '
-    'of the same season type ordered by (last_event_at, game_id), this game included. Maintained by the loader.';
-create index stat_lines_finished_idx on nba.stat_lines (subject_kind, subject_id, season_type, last_event_at, game_id);
+    'One row per game of each player (p) and team (t): running totals (cum_*) over the subject''s games of the '
+    'same season type (r regular, p playoffs) ordered by (last_event_at, game_id), this game included; '
+    'last_event_at is the subject''s last event in the game. Maintained by the loader.';
 
 create view nba.player_stats as
-select subject_id as player_id, game_id, season, season_type, tipoff_at, first_event_at, last_event_at,
-       points, fgm, fga, fg3m, fg3a, ftm, fta, oreb, dreb, rebounds, assists, steals, blocks, turnovers, fouls
-from nba.stat_lines where subject_kind = 'p';
+select subject_id as player_id, game_id, season,
+       case season_type when 'r' then 'regular' else 'playoffs' end as season_type, tipoff_at, last_event_at,
+       cum_points - coalesce(lag(cum_points) over w, 0) as points,
+       cum_fgm - coalesce(lag(cum_fgm) over w, 0) as fgm, cum_fga - coalesce(lag(cum_fga) over w, 0) as fga,
+       cum_fg3m - coalesce(lag(cum_fg3m) over w, 0) as fg3m, cum_fg3a - coalesce(lag(cum_fg3a) over w, 0) as fg3a,
+       cum_ftm - coalesce(lag(cum_ftm) over w, 0) as ftm, cum_fta - coalesce(lag(cum_fta) over w, 0) as fta,
+       cum_oreb - coalesce(lag(cum_oreb) over w, 0) as oreb, cum_dreb - coalesce(lag(cum_dreb) over w, 0) as dreb,
+       cum_rebounds - coalesce(lag(cum_rebounds) over w, 0) as rebounds,
+       cum_assists - coalesce(lag(cum_assists) over w, 0) as assists,
+       cum_steals - coalesce(lag(cum_steals) over w, 0) as steals,
+       cum_blocks - coalesce(lag(cum_blocks) over w, 0) as blocks,
+       cum_turnovers - coalesce(lag(cum_turnovers) over w, 0) as turnovers,
+       cum_fouls - coalesce(lag(cum_fouls) over w, 0) as fouls
+from nba.stat_lines
+where subject_kind = 'p'
+window w as (partition by subject_kind, subject_id, season_type order by last_event_at, game_id);
 comment on view nba.player_stats is 'Per-game box line of every player (derived from nba.play_by_play).';
 
 create view nba.team_stats as
-select subject_id as team_id, game_id, season, season_type, tipoff_at, first_event_at, last_event_at,
-       points, fgm, fga, fg3m, fg3a, ftm, fta, oreb, dreb, rebounds, assists, steals, blocks, turnovers, fouls
-from nba.stat_lines where subject_kind = 't';
+select subject_id as team_id, game_id, season,
+       case season_type when 'r' then 'regular' else 'playoffs' end as season_type, tipoff_at, last_event_at,
+       cum_points - coalesce(lag(cum_points) over w, 0) as points,
+       cum_fgm - coalesce(lag(cum_fgm) over w, 0) as fgm, cum_fga - coalesce(lag(cum_fga) over w, 0) as fga,
+       cum_fg3m - coalesce(lag(cum_fg3m) over w, 0) as fg3m, cum_fg3a - coalesce(lag(cum_fg3a) over w, 0) as fg3a,
+       cum_ftm - coalesce(lag(cum_ftm) over w, 0) as ftm, cum_fta - coalesce(lag(cum_fta) over w, 0) as fta,
+       cum_oreb - coalesce(lag(cum_oreb) over w, 0) as oreb, cum_dreb - coalesce(lag(cum_dreb) over w, 0) as dreb,
+       cum_rebounds - coalesce(lag(cum_rebounds) over w, 0) as rebounds,
+       cum_assists - coalesce(lag(cum_assists) over w, 0) as assists,
+       cum_steals - coalesce(lag(cum_steals) over w, 0) as steals,
+       cum_blocks - coalesce(lag(cum_blocks) over w, 0) as blocks,
+       cum_turnovers - coalesce(lag(cum_turnovers) over w, 0) as turnovers,
+       cum_fouls - coalesce(lag(cum_fouls) over w, 0) as fouls
+from nba.stat_lines
+where subject_kind = 't'
+window w as (partition by subject_kind, subject_id, season_type order by last_event_at, game_id);
 comment on view nba.team_stats is
     'Per-game box line of every team: its own events plus the blocks and steals of its players.';
 

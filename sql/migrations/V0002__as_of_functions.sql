@@ -18,21 +18,22 @@ as $$ select interval '6 hours' $$;
 comment on function nba.max_game_span() is
     'Longest time from tip-off to any event of the game; the loader rejects events beyond it.';
 
-create function nba.season_types(p_season_type text) returns text[]
+create function nba.season_types(p_season_type text) returns "char"[]
 language plpgsql immutable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$
 begin
     case p_season_type
-        when 'regular' then return array['regular'];
-        when 'playoffs' then return array['playoffs'];
-        when 'all' then return array['regular', 'playoffs'];
+        when 'regular' then return array['r']::"char"[];
+        when 'playoffs' then return array['p']::"char"[];
+        when 'all' then return array['r', 'p']::"char"[];
         else raise exception 'p_season_type must be one of regular, playoffs, all (got %)', coalesce(quote_literal(p_season_type), 'NULL')
             using errcode = 'invalid_parameter_value';
     end case;
 end;
 $$;
-comment on function nba.season_types(text) is 'Season types covered by a p_season_type argument; rejects other values.';
+comment on function nba.season_types(text) is
+    'Season-type codes of nba.stat_lines (r, p) covered by a p_season_type argument; rejects other values.';
 
 -- The stat line of one subject (player or team) as of a moment. Written for
 -- speed: the usual question (one season type, no game in progress) is one
@@ -46,7 +47,7 @@ set search_path = pg_catalog, pg_temp
 set plan_cache_mode = force_generic_plan
 as $$
 declare
-    v_types text[] := nba.season_types(p_season_type);
+    v_types "char"[] := nba.season_types(p_season_type);
     v_season text;
     v_since timestamptz := '-infinity';
     v_game bigint;
@@ -119,14 +120,13 @@ begin
         ) x;
     end if;
 
-    -- ... plus the events up to p_as_of of a game in progress (every event lies
-    -- within nba.max_game_span() of its tip-off, so the range scan is short).
+    -- ... plus the events up to p_as_of of a game in progress: tipped off, not
+    -- finished, so its last event lies within nba.max_game_span() after p_as_of.
     for v_game in
         select s.game_id from nba.stat_lines s
-        where s.subject_kind = p_kind and s.subject_id = p_subject_id
-          and s.tipoff_at > p_as_of - nba.max_game_span() and s.tipoff_at <= p_as_of
-          and s.first_event_at <= p_as_of and s.last_event_at > p_as_of
-          and s.season_type = any (v_types) and (v_season is null or s.season = v_season)
+        where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = any (v_types)
+          and s.last_event_at > p_as_of and s.last_event_at <= p_as_of + nba.max_game_span()
+          and s.tipoff_at <= p_as_of and (v_season is null or s.season = v_season)
     loop
         select (v_result).games_played + (count(*) > 0)::int, (v_result).points + coalesce(sum(c.points), 0),
                (v_result).fgm + coalesce(sum(c.fgm), 0), (v_result).fga + coalesce(sum(c.fga), 0),
@@ -157,17 +157,48 @@ declare
     v_line nba.stat_lines;
     v_result nba.stat_line;
 begin
-    select s.* into v_line from nba.stat_lines s
-    where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.tipoff_at <= p_as_of
-    order by s.tipoff_at desc, s.game_id desc
+    -- The latest game tipped off by p_as_of is either in progress (its last event
+    -- is less than nba.max_game_span() away) or the latest finished game of a
+    -- season type: a subject is never in two games at once (the loader checks).
+    select c.* into v_line
+    from (
+        select f.*
+        from unnest(array['r', 'p']::"char"[]) as t(season_type)
+        cross join lateral (
+            select s.* from nba.stat_lines s
+            where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = t.season_type
+              and s.last_event_at <= p_as_of
+            order by s.last_event_at desc, s.game_id desc
+            limit 1) f
+        union all
+        select s.* from nba.stat_lines s
+        where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type in ('r', 'p')
+          and s.last_event_at > p_as_of and s.last_event_at <= p_as_of + nba.max_game_span()
+          and s.tipoff_at <= p_as_of
+    ) c
+    order by c.tipoff_at desc, c.game_id desc
     limit 1;
     if v_line.game_id is null then
         return row(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)::nba.stat_line;
     end if;
     if v_line.last_event_at <= p_as_of then
-        return row(1, v_line.points, v_line.fgm, v_line.fga, v_line.fg3m, v_line.fg3a, v_line.ftm, v_line.fta,
-                   v_line.oreb, v_line.dreb, v_line.rebounds, v_line.assists, v_line.steals, v_line.blocks,
-                   v_line.turnovers, v_line.fouls)::nba.stat_line;
+        -- Finished: its box line is the step from the previous row's running totals.
+        select 1::bigint, v_line.cum_points - coalesce(sum(p.cum_points), 0), v_line.cum_fgm - coalesce(sum(p.cum_fgm), 0),
+               v_line.cum_fga - coalesce(sum(p.cum_fga), 0), v_line.cum_fg3m - coalesce(sum(p.cum_fg3m), 0),
+               v_line.cum_fg3a - coalesce(sum(p.cum_fg3a), 0), v_line.cum_ftm - coalesce(sum(p.cum_ftm), 0),
+               v_line.cum_fta - coalesce(sum(p.cum_fta), 0), v_line.cum_oreb - coalesce(sum(p.cum_oreb), 0),
+               v_line.cum_dreb - coalesce(sum(p.cum_dreb), 0), v_line.cum_rebounds - coalesce(sum(p.cum_rebounds), 0),
+               v_line.cum_assists - coalesce(sum(p.cum_assists), 0), v_line.cum_steals - coalesce(sum(p.cum_steals), 0),
+               v_line.cum_blocks - coalesce(sum(p.cum_blocks), 0),
+               v_line.cum_turnovers - coalesce(sum(p.cum_turnovers), 0), v_line.cum_fouls - coalesce(sum(p.cum_fouls), 0)
+        into v_result
+        from (
+            select s.* from nba.stat_lines s
+            where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = v_line.season_type
+              and (s.last_event_at, s.game_id) < (v_line.last_event_at, v_line.game_id)
+            order by s.last_event_at desc, s.game_id desc
+            limit 1) p;
+        return v_result;
     end if;
     select (count(*) > 0)::int, coalesce(sum(c.points), 0), coalesce(sum(c.fgm), 0), coalesce(sum(c.fga), 0),
            coalesce(sum(c.fg3m), 0), coalesce(sum(c.fg3a), 0), coalesce(sum(c.ftm), 0), coalesce(sum(c.fta), 0),
