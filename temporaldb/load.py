@@ -393,7 +393,9 @@ group by c.subject_kind, c.subject_id, c.game_id, g.tipoff_at, g.season, g.seaso
 
 # Every subject with a line in a changed game, before or after, gets all its
 # running totals rebuilt: a change in one game shifts the totals of later ones.
-# The box lines of its unchanged games are the steps between its stored totals.
+# The box lines of its unchanged games are the steps between its stored totals,
+# as in the view nba.box_lines, computed here after the join to `touched` so
+# that only the touched subjects' rows are windowed.
 _REBUILD_LINES = f"""
 create temp table touched on commit drop as
 select subject_kind, subject_id from nba.stat_lines where game_id in (select game_id from changed_games)

@@ -258,7 +258,11 @@ def test_components_never_read_config_or_create_inside_apply(project_root: Path)
 def test_read_replicas_follow_the_primary(project_root: Path) -> None:
     run = run_program(project_root, "prod", {"temporaldb:readReplicas": "2"})
     replicas = [r for r in run.of_type(INSTANCE) if r.inputs.get("replicateSourceDb")]
-    assert [r.inputs["identifier"] for r in replicas] == ["temporaldb-prod-replica-1", "temporaldb-prod-replica-2"]
+    # Registration order is asynchronous: compare as a sorted list.
+    assert sorted(r.inputs["identifier"] for r in replicas) == [
+        "temporaldb-prod-replica-1",
+        "temporaldb-prod-replica-2",
+    ]
     for replica in replicas:
         assert replica.inputs["replicateSourceDb"] == "temporaldb-prod"
         assert replica.inputs["publiclyAccessible"] is False

@@ -152,8 +152,9 @@ comment on table nba.stat_lines is
     'same season type (r regular, p playoffs) ordered by (last_event_at, game_id), this game included; '
     'last_event_at is the subject''s last event in the game. Maintained by the loader.';
 
-create view nba.player_stats as
-select subject_id as player_id, game_id, season,
+-- Box lines: the step from each row's running totals to the previous row's.
+create view nba.box_lines as
+select subject_kind, subject_id, game_id, season,
        case season_type when 'r' then 'regular' else 'playoffs' end as season_type, tipoff_at, last_event_at,
        cum_points - coalesce(lag(cum_points) over w, 0) as points,
        cum_fgm - coalesce(lag(cum_fgm) over w, 0) as fgm, cum_fga - coalesce(lag(cum_fga) over w, 0) as fga,
@@ -167,27 +168,19 @@ select subject_id as player_id, game_id, season,
        cum_turnovers - coalesce(lag(cum_turnovers) over w, 0) as turnovers,
        cum_fouls - coalesce(lag(cum_fouls) over w, 0) as fouls
 from nba.stat_lines
-where subject_kind = 'p'
 window w as (partition by subject_kind, subject_id, season_type order by last_event_at, game_id);
+comment on view nba.box_lines is 'Per-game box line of every player (p) and team (t), from nba.stat_lines.';
+
+create view nba.player_stats as
+select subject_id as player_id, game_id, season, season_type, tipoff_at, last_event_at,
+       points, fgm, fga, fg3m, fg3a, ftm, fta, oreb, dreb, rebounds, assists, steals, blocks, turnovers, fouls
+from nba.box_lines where subject_kind = 'p';
 comment on view nba.player_stats is 'Per-game box line of every player (derived from nba.play_by_play).';
 
 create view nba.team_stats as
-select subject_id as team_id, game_id, season,
-       case season_type when 'r' then 'regular' else 'playoffs' end as season_type, tipoff_at, last_event_at,
-       cum_points - coalesce(lag(cum_points) over w, 0) as points,
-       cum_fgm - coalesce(lag(cum_fgm) over w, 0) as fgm, cum_fga - coalesce(lag(cum_fga) over w, 0) as fga,
-       cum_fg3m - coalesce(lag(cum_fg3m) over w, 0) as fg3m, cum_fg3a - coalesce(lag(cum_fg3a) over w, 0) as fg3a,
-       cum_ftm - coalesce(lag(cum_ftm) over w, 0) as ftm, cum_fta - coalesce(lag(cum_fta) over w, 0) as fta,
-       cum_oreb - coalesce(lag(cum_oreb) over w, 0) as oreb, cum_dreb - coalesce(lag(cum_dreb) over w, 0) as dreb,
-       cum_rebounds - coalesce(lag(cum_rebounds) over w, 0) as rebounds,
-       cum_assists - coalesce(lag(cum_assists) over w, 0) as assists,
-       cum_steals - coalesce(lag(cum_steals) over w, 0) as steals,
-       cum_blocks - coalesce(lag(cum_blocks) over w, 0) as blocks,
-       cum_turnovers - coalesce(lag(cum_turnovers) over w, 0) as turnovers,
-       cum_fouls - coalesce(lag(cum_fouls) over w, 0) as fouls
-from nba.stat_lines
-where subject_kind = 't'
-window w as (partition by subject_kind, subject_id, season_type order by last_event_at, game_id);
+select subject_id as team_id, game_id, season, season_type, tipoff_at, last_event_at,
+       points, fgm, fga, fg3m, fg3a, ftm, fta, oreb, dreb, rebounds, assists, steals, blocks, turnovers, fouls
+from nba.box_lines where subject_kind = 't';
 comment on view nba.team_stats is
     'Per-game box line of every team: its own events plus the blocks and steals of its players.';
 
