@@ -105,5 +105,5 @@ def render(answer: AsOfAnswer) -> str:
         f"{answer.subject.name} ({answer.subject.kind} {answer.subject.subject_id}), {answer.scope} "
         f"{answer.season_type} totals as of {answer.as_of.isoformat(timespec='milliseconds')}:\n"
         f"  {s['points']} points in {s['games_played']} games; {shooting}\n  {boards}; {others}\n"
-        f"  answered in {answer.latency_ms:.3f} ms"
+        f"  answered in {answer.latency_ms:.3f} ms (one call; the first on a connection includes planning)"
     )
