@@ -57,7 +57,7 @@ class _SharedInstanceSettings(TypedDict):
     ca_cert_identifier: str
     enabled_cloudwatch_logs_exports: list[str]
     performance_insights_enabled: pulumi.Input[bool]
-    performance_insights_retention_period: int
+    performance_insights_retention_period: int | None
     monitoring_interval: int
     monitoring_role_arn: pulumi.Output[str] | None
 
@@ -250,7 +250,8 @@ class PostgresDatabase(pulumi.ComponentResource):
             ca_cert_identifier=CA_CERTIFICATE,
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             performance_insights_enabled=args.performance_insights,
-            performance_insights_retention_period=7,  # the free tier
+            # The free tier; RDS refuses a retention when Performance Insights is off.
+            performance_insights_retention_period=7 if args.performance_insights else None,
             monitoring_interval=args.monitoring_interval_seconds,
             monitoring_role_arn=monitoring_role_arn,
         )

@@ -59,8 +59,9 @@ INSTANCE_CLASSES: dict[str, InstanceClass] = {
     for size, (vcpus, memory) in sizes.items()
 }
 
-# Major versions RDS for PostgreSQL offers for new instances.
-SUPPORTED_MAJOR_VERSIONS = ("13", "14", "15", "16", "17", "18")
+# Major versions RDS for PostgreSQL creates without paid Extended Support (which
+# the program turns off): 13 left standard support on 2026-02-28.
+SUPPORTED_MAJOR_VERSIONS = ("14", "15", "16", "17", "18")
 
 
 def parameter_group_family(major_version: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -340,7 +341,7 @@ def _parse_network(reader: _Reader) -> NetworkSettings:
     return NetworkSettings(vpc_id=vpc_id, subnet_ids=subnet_ids, vpc_cidr=vpc_cidr)
 
 
-def _parse_access(reader: _Reader, production: bool) -> AccessSettings:
+def _parse_access(reader: _Reader, production: bool, network: NetworkSettings) -> AccessSettings:
     cidrs = reader.string_list("allowedCidrs")
     groups = reader.string_list("allowedSecurityGroupIds")
     public = reader.boolean("publiclyAccessible")
@@ -352,6 +353,15 @@ def _parse_access(reader: _Reader, production: bool) -> AccessSettings:
         reader.problem("allowedSecurityGroupIds", "lists a group twice")
     if production and public:
         reader.problem("publiclyAccessible", "a prod instance must not be publicly accessible (FSBP RDS.2); set false")
+    elif public and network.creates_vpc:
+        reader.problem(
+            "publiclyAccessible", "needs vpcId and subnetIds with an internet route; the VPC made here has none"
+        )
+    if groups and network.creates_vpc:
+        reader.problem(
+            "allowedSecurityGroupIds",
+            "security groups must live in the database's VPC; set vpcId and subnetIds, or allow CIDRs instead",
+        )
     return AccessSettings(allowed_cidrs=cidrs, allowed_security_group_ids=groups, publicly_accessible=public)
 
 
@@ -372,8 +382,12 @@ def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
         )
     allocated = reader.integer("allocatedStorageGb", 20, 65536)
     ceiling = reader.integer("maxAllocatedStorageGb", 20, 65536)
-    if ceiling <= allocated:
-        reader.problem("maxAllocatedStorageGb", f"must exceed allocatedStorageGb ({allocated}) for storage autoscaling")
+    # RDS refuses a ceiling less than 10% above the allocation.
+    if ceiling < math.ceil(allocated * 1.1):
+        reader.problem(
+            "maxAllocatedStorageGb",
+            f"must be at least 10% above allocatedStorageGb ({allocated}), i.e. {math.ceil(allocated * 1.1)} or more",
+        )
     retention = reader.integer("backupRetentionDays", 1, 35)
     if production and 1 <= retention < 7:
         reader.problem("backupRetentionDays", "a prod stack keeps at least 7 days of backups (FSBP RDS.11)")
@@ -436,6 +450,7 @@ def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:
     region = reader.text(REGION_KEY)
     if region and not _REGION.match(region):
         reader.problem(REGION_KEY, "is not an AWS region such as us-east-1")
+    network = _parse_network(reader)
     settings = StackSettings(
         project=PROJECT,
         stack=stack,
@@ -443,8 +458,8 @@ def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:
         production=production,
         cost_center=reader.text("costCenter") or "unassigned",
         sports=_parse_sports(reader),
-        network=_parse_network(reader),
-        access=_parse_access(reader, production),
+        network=network,
+        access=_parse_access(reader, production, network),
         database=_parse_database(reader, production),
         monitoring=_parse_monitoring(reader),
     )

@@ -289,15 +289,17 @@ class _EventChecker:
         team_id = _optional_id(team, "team_id")
         player_id = _optional_id(player, "player_id")
         secondary_id = _optional_id(secondary, "secondary_player_id")
+        if event_type in ("period_start", "period_end"):
+            if team_id is not None or player_id is not None:
+                raise ValueError(f"a {event_type} event has no team_id or player_id")
+        elif team_id is None:
+            raise ValueError(f"a {event_type} event needs the team_id it belongs to")
         if team_id is not None and team_id not in (game.home_team_id, game.away_team_id):
             raise ValueError(f"team_id {team_id} does not play in game {game_id}")
         if player_id is None and event_type in NEEDS_PLAYER:
             raise ValueError(f"a {event_type} event needs a player_id")
-        if player_id is not None:
-            if team_id is None:
-                raise ValueError("an event with a player_id needs the player's team_id")
-            if player_id not in self.references.players:
-                raise ValueError(f"unknown player_id {player_id}")
+        if player_id is not None and player_id not in self.references.players:
+            raise ValueError(f"unknown player_id {player_id}")
         if secondary_id is not None:
             if event_type not in HAS_SECONDARY:
                 raise ValueError(
@@ -677,6 +679,10 @@ def load_directory(conninfo: str, folder: Path, progress: Progress | None = None
             summary = _Loader(connection, folder, report).run()
             report("committing", 0, 1)
         # Outside the transaction: mark pages all-visible so as-of probes stay index-cheap.
+        # The load is committed by now; a failed VACUUM (e.g. not the table owner) is only reported.
         connection.autocommit = True
-        connection.execute("vacuum (analyze) nba.stat_lines")
+        try:
+            connection.execute("vacuum (analyze) nba.stat_lines")
+        except psycopg.Error as error:
+            report(f"loaded; VACUUM of nba.stat_lines skipped: {error.diag.message_primary or error}", 1, 1)
     return summary

@@ -149,7 +149,12 @@ def reference_line(
         if credit_kind == kind and credited == subject_id
     ]
     if scope == "game":
-        played = [games[event.game_id] for event, _ in mine if games[event.game_id].tipoff_at <= as_of]
+        # A player's games are those they appear in; a team's are on the schedule.
+        played = (
+            [games[event.game_id] for event, _ in mine if games[event.game_id].tipoff_at <= as_of]
+            if kind == "p"
+            else [g for g in league.games if subject_id in (g.home_team_id, g.away_team_id) and g.tipoff_at <= as_of]
+        )
         if not played:
             return (0,) * len(STATS)
         latest = max(played, key=lambda game: (game.tipoff_at, game.game_id))

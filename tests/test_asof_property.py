@@ -93,14 +93,17 @@ def moments_of(league: League) -> list[dt.datetime]:
 def corrupted(event: Event, rng: random.Random) -> Event:
     """The same (game_id, event_num) with other, still valid, content (moved within the game's span)."""
     shift = rng.choice([0.001, 30, 45])  # events lie at most 5.9 h after tip-off: this stays within 6 h
+    moved = event.wall_clock_time + dt.timedelta(seconds=shift)
+    if event.team_id is None:  # period events stay team-less
+        other = "period_end" if event.event_type == "period_start" else "period_start"
+        return dataclasses.replace(event, wall_clock_time=moved, event_type=other)
     return dataclasses.replace(
         event,
-        wall_clock_time=event.wall_clock_time + dt.timedelta(seconds=shift),
+        wall_clock_time=moved,
         event_type="foul" if event.event_type != "foul" else "violation",
         points=0,
         is_three=False,
         secondary_player_id=None,
-        player_id=event.player_id if event.team_id is not None else None,
     )
 
 

@@ -123,6 +123,12 @@ def test_the_moment_counts_events_up_to_and_including_it(loaded: str) -> None:
     )
 
 
+def test_a_team_game_starts_at_tip_off_not_at_its_first_event(loaded: str) -> None:
+    # At TIP + 20 s only the Lakers have an event: Utah's game is still this one, with nothing yet.
+    assert as_of(loaded, "team_stats_as_of", UTA, TIP + dt.timedelta(seconds=20), "game") == line()
+    assert as_of(loaded, "team_stats_as_of", UTA, TIP - dt.timedelta(seconds=1), "game") == line(games_played=1, fga=1)
+
+
 def test_before_anything_is_a_row_of_zeros(loaded: str) -> None:
     for scope in ("career", "season", "game"):
         assert as_of(loaded, "player_stats_as_of", KOBE, EARLIER - dt.timedelta(days=1), scope) == line()
@@ -187,6 +193,8 @@ BAD_ROWS = [
     (f"{FINAL},11,1,1000,2016-04-14T02:40:00.000+00:00,foul,{LAL},{KOBE},,0,false", "clock must look like MM:SS"),
     (f"{FINAL},11,1,10:00,2016-04-14T02:40:00.000+00:00,foul,{LAL},{KOBE},,0", "expected 11 fields, found 10"),
     (f"{FINAL},x1,1,10:00,2016-04-14T02:40:00.000+00:00,foul,{LAL},{KOBE},,0,false", "event_num must be a whole"),
+    (f"{FINAL},11,1,10:00,2016-04-14T02:40:00.000+00:00,turnover,,,{KOBE},0,false", "needs the team_id it belongs"),
+    (f"{FINAL},11,1,10:00,2016-04-14T02:40:00.000+00:00,period_end,{LAL},,,0,false", "has no team_id or player_id"),
 ]  # fmt: skip
 
 

@@ -287,6 +287,8 @@ def test_security_group_and_ipv6_sources(project_root: Path) -> None:
         {
             "temporaldb:allowedCidrs": '["2001:db8::/32"]',
             "temporaldb:allowedSecurityGroupIds": '["sg-0123456789abcdef0"]',
+            "temporaldb:vpcId": "vpc-0123456789abcdef0",
+            "temporaldb:subnetIds": '["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]',
         },
     )
     rules = run.of_type(INGRESS)
@@ -326,6 +328,12 @@ def test_major_upgrade_is_allowed_only_when_asked(project_root: Path) -> None:
         True,
     )
     assert run.one(PARAMETER_GROUP).inputs["family"] == "postgres18"
+
+
+def test_performance_insights_off_sends_no_retention(project_root: Path) -> None:
+    inputs = primary(run_program(project_root, "dev", {"temporaldb:performanceInsights": "false"})).inputs
+    assert inputs["performanceInsightsEnabled"] is False
+    assert "performanceInsightsRetentionPeriod" not in inputs
 
 
 def test_bad_setting_stops_before_any_resource(project_root: Path) -> None:

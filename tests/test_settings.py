@@ -79,10 +79,14 @@ BAD_VALUES = [
     ("multiAz", "sometimes", "dev", "true or false"),
     ("engineVersion", "17.4", "dev", "major version only"),
     ("engineVersion", "9", "dev", "major version only"),
+    ("engineVersion", "13", "dev", "major version only"),
     ("allocatedStorageGb", "10", "dev", "between 20 and 65536"),
     ("allocatedStorageGb", "twenty", "dev", "whole number"),
-    ("maxAllocatedStorageGb", "15", "dev", "must exceed allocatedStorageGb"),
-    ("maxAllocatedStorageGb", "20", "dev", "must exceed allocatedStorageGb"),
+    ("maxAllocatedStorageGb", "15", "dev", "at least 10% above allocatedStorageGb"),
+    ("maxAllocatedStorageGb", "20", "dev", "at least 10% above allocatedStorageGb"),
+    ("maxAllocatedStorageGb", "21", "dev", "i.e. 22 or more"),
+    ("publiclyAccessible", True, "dev", "the VPC made here has none"),
+    ("allowedSecurityGroupIds", ["sg-0123456789abcdef0"], "dev", "must live in the database's VPC"),
     ("backupRetentionDays", "0", "dev", "between 1 and 35"),
     ("backupRetentionDays", "36", "dev", "between 1 and 35"),
     ("backupRetentionDays", "3", "prod", "at least 7 days"),
@@ -149,6 +153,9 @@ def test_good_value_is_accepted(stack_config: Config, stack: str, key: str, valu
     changes: dict[str, object] = {key: value}
     if key == "allocatedStorageGb":
         changes["maxAllocatedStorageGb"] = "1000"
+    if key == "allowedSecurityGroupIds":
+        changes["vpcId"] = "vpc-0123456789abcdef0"
+        changes["subnetIds"] = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
     parse(stack_config(stack), stack, **changes)
 
 

@@ -30,6 +30,9 @@ create table nba.games (
 );
 comment on table nba.games is 'One row per game; tipoff_at is the scheduled tip-off instant.';
 create index games_tipoff_at_idx on nba.games (tipoff_at) include (season);
+-- A team's latest game at a moment, home or away (game scope of team_stats_as_of).
+create index games_home_team_idx on nba.games (home_team_id, tipoff_at);
+create index games_away_team_idx on nba.games (away_team_id, tipoff_at);
 
 -- No foreign keys here: checking 16-18M rows one by one would dominate load
 -- time. The loader (the only writer) validates every reference first.

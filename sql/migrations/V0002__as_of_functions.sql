@@ -156,8 +156,22 @@ as $$
 declare
     v_line nba.stat_lines;
     v_result nba.stat_line;
+    v_game nba.games;
 begin
-    -- The latest game tipped off by p_as_of is either in progress (its last event
+    if p_kind = 't' then
+        -- A team's latest game is on the schedule, whether or not it has an event yet.
+        select g.* into v_game from nba.games g
+        where (g.home_team_id = p_subject_id or g.away_team_id = p_subject_id) and g.tipoff_at <= p_as_of
+        order by g.tipoff_at desc, g.game_id desc
+        limit 1;
+        select s.* into v_line from nba.stat_lines s
+        where s.subject_kind = 't' and s.subject_id = p_subject_id
+          and s.season_type = case v_game.season_type when 'regular' then 'r' else 'p' end
+          and s.last_event_at >= v_game.tipoff_at and s.last_event_at <= v_game.tipoff_at + nba.max_game_span()
+          and s.game_id = v_game.game_id;
+        return nba.game_line_as_of(p_kind, p_subject_id, p_as_of, v_line);
+    end if;
+    -- A player's latest game tipped off by p_as_of is either in progress (its last event
     -- is less than nba.max_game_span() away) or the latest finished game of a
     -- season type: a subject is never in two games at once (the loader checks).
     select c.* into v_line
@@ -178,24 +192,39 @@ begin
     ) c
     order by c.tipoff_at desc, c.game_id desc
     limit 1;
-    if v_line.game_id is null then
+    return nba.game_line_as_of(p_kind, p_subject_id, p_as_of, v_line);
+end;
+$$;
+comment on function nba.subject_game_as_of("char", bigint, timestamptz) is
+    'Stat line of a subject in its latest game with tipoff_at <= p_as_of, counting events up to p_as_of.';
+
+create function nba.game_line_as_of(p_kind "char", p_subject_id bigint, p_as_of timestamptz, p_line nba.stat_lines)
+returns nba.stat_line
+language plpgsql stable parallel safe
+set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+    v_result nba.stat_line;
+begin
+    if p_line.game_id is null then
         return row(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)::nba.stat_line;
     end if;
-    if v_line.last_event_at <= p_as_of then
+    if p_line.last_event_at <= p_as_of then
         -- Finished: its box line is the step from the previous row's running totals.
-        select 1::bigint, v_line.cum_points - coalesce(sum(p.cum_points), 0), v_line.cum_fgm - coalesce(sum(p.cum_fgm), 0),
-               v_line.cum_fga - coalesce(sum(p.cum_fga), 0), v_line.cum_fg3m - coalesce(sum(p.cum_fg3m), 0),
-               v_line.cum_fg3a - coalesce(sum(p.cum_fg3a), 0), v_line.cum_ftm - coalesce(sum(p.cum_ftm), 0),
-               v_line.cum_fta - coalesce(sum(p.cum_fta), 0), v_line.cum_oreb - coalesce(sum(p.cum_oreb), 0),
-               v_line.cum_dreb - coalesce(sum(p.cum_dreb), 0), v_line.cum_rebounds - coalesce(sum(p.cum_rebounds), 0),
-               v_line.cum_assists - coalesce(sum(p.cum_assists), 0), v_line.cum_steals - coalesce(sum(p.cum_steals), 0),
-               v_line.cum_blocks - coalesce(sum(p.cum_blocks), 0),
-               v_line.cum_turnovers - coalesce(sum(p.cum_turnovers), 0), v_line.cum_fouls - coalesce(sum(p.cum_fouls), 0)
+        select 1::bigint, p_line.cum_points - coalesce(sum(p.cum_points), 0), p_line.cum_fgm - coalesce(sum(p.cum_fgm), 0),
+               p_line.cum_fga - coalesce(sum(p.cum_fga), 0), p_line.cum_fg3m - coalesce(sum(p.cum_fg3m), 0),
+               p_line.cum_fg3a - coalesce(sum(p.cum_fg3a), 0), p_line.cum_ftm - coalesce(sum(p.cum_ftm), 0),
+               p_line.cum_fta - coalesce(sum(p.cum_fta), 0), p_line.cum_oreb - coalesce(sum(p.cum_oreb), 0),
+               p_line.cum_dreb - coalesce(sum(p.cum_dreb), 0), p_line.cum_rebounds - coalesce(sum(p.cum_rebounds), 0),
+               p_line.cum_assists - coalesce(sum(p.cum_assists), 0), p_line.cum_steals - coalesce(sum(p.cum_steals), 0),
+               p_line.cum_blocks - coalesce(sum(p.cum_blocks), 0),
+               p_line.cum_turnovers - coalesce(sum(p.cum_turnovers), 0), p_line.cum_fouls - coalesce(sum(p.cum_fouls), 0)
         into v_result
         from (
             select s.* from nba.stat_lines s
-            where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = v_line.season_type
-              and (s.last_event_at, s.game_id) < (v_line.last_event_at, v_line.game_id)
+            where s.subject_kind = p_kind and s.subject_id = p_subject_id and s.season_type = p_line.season_type
+              and (s.last_event_at, s.game_id) < (p_line.last_event_at, p_line.game_id)
             order by s.last_event_at desc, s.game_id desc
             limit 1) p;
         return v_result;
@@ -207,13 +236,13 @@ begin
            coalesce(sum(c.turnovers), 0), coalesce(sum(c.fouls), 0)
     into v_result
     from nba.event_credits c
-    where c.game_id = v_line.game_id and c.subject_kind = p_kind and c.subject_id = p_subject_id
+    where c.game_id = p_line.game_id and c.subject_kind = p_kind and c.subject_id = p_subject_id
       and c.wall_clock_time <= p_as_of;
     return v_result;
 end;
 $$;
-comment on function nba.subject_game_as_of("char", bigint, timestamptz) is
-    'Stat line of a subject in its latest game with tipoff_at <= p_as_of, counting events up to p_as_of.';
+comment on function nba.game_line_as_of("char", bigint, timestamptz, nba.stat_lines) is
+    'Stat line up to p_as_of of a subject''s game given by its nba.stat_lines row (zeros when there is none).';
 
 create function nba.player_stats_as_of(
     p_player_id bigint, p_as_of timestamptz, p_scope text default 'career', p_season_type text default 'regular'
