@@ -58,7 +58,9 @@ class IsolatedNetwork(pulumi.ComponentResource):
                 availability_zone=zones.apply(functools.partial(_zone, index=index)),
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{name}-isolated-{index + 1}"},
-                opts=child,
+                # The zone list is looked up on every run; if a zone becomes unavailable the
+                # list shifts, and the subnets holding the database must not be replaced.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["availabilityZone"]),
             )
             aws.ec2.RouteTableAssociation(
                 f"{name}-subnet-{index + 1}-routes", subnet_id=subnet.id, route_table_id=route_table.id, opts=child

@@ -41,6 +41,7 @@ class Registration:
     provider: str
     protect: bool
     dependencies: tuple[str, ...]
+    ignore_changes: tuple[str, ...] = ()
 
     @property
     def is_provider(self) -> bool:
@@ -142,6 +143,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider,
                 protect=bool(request.protect),
                 dependencies=tuple(request.dependencies),
+                ignore_changes=tuple(request.ignoreChanges),
             )
         )
         return response

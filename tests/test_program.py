@@ -136,6 +136,7 @@ def test_isolated_network_has_no_way_to_the_internet(any_run: ProgramRun) -> Non
     assert len(subnets) == 2
     assert len({s.inputs["availabilityZone"] for s in subnets}) == 2
     assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
+    assert all(s.ignore_changes == ("availabilityZone",) for s in subnets)
     for gateway in ("internetGateway:InternetGateway", "natGateway:NatGateway", "route:Route", "eip:Eip"):
         assert not any_run.of_type(f"aws:ec2/{gateway}")
     assert not any_run.one("aws:ec2/routeTable:RouteTable").inputs.get("routes")
