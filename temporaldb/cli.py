@@ -65,10 +65,10 @@ def _run_plan(args: argparse.Namespace) -> int:
     from infra.settings import SettingsError
     from temporaldb import cost, plan
     from temporaldb.preview import run_program
-    from temporaldb.stackconfig import ProjectFiles, StackConfigError, find_project_root
+    from temporaldb.stackconfig import ProjectFiles, StackConfigError
 
     try:
-        root = args.project_dir.resolve() if args.project_dir else find_project_root(Path.cwd())
+        root = _project_root(args)
         stacks = args.stack or ProjectFiles(root).stacks()
         documents, texts, over_budget = [], [], []
         for stack in stacks:
@@ -80,7 +80,7 @@ def _run_plan(args: argparse.Namespace) -> int:
                     f"{stack}: estimate {estimate.monthly_usd:.2f} USD exceeds the budget of {estimate.budget_usd:.2f}"
                 )
             if args.json:
-                documents.append(json.loads(plan.render_json(run, estimate)))
+                documents.append(plan.document(run, estimate))
             else:
                 texts.append(plan.render_text(run, estimate))
     except (SettingsError, StackConfigError, cost.PricingError) as error:
@@ -98,15 +98,21 @@ def _add_dsn(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _Reporter:
-    """Progress on stderr: one line per phase, percentages at most once a second."""
+def _say(message: str) -> None:
+    """Progress and logs go to stderr; results to stdout."""
+    print(message, file=sys.stderr, flush=True)
 
-    def __init__(self) -> None:
-        self.last_phase = ""
 
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        percent = f" {100 * done / total:5.1f}%" if total > 1 else ""
-        print(f"  {phase}{percent}", file=sys.stderr, flush=True)
+def _report(phase: str, done: int, total: int) -> None:
+    """Load progress on stderr: the phase, with a percentage when it has a size."""
+    percent = f" {100 * done / total:5.1f}%" if total > 1 else ""
+    _say(f"  {phase}{percent}")
+
+
+def _project_root(args: argparse.Namespace) -> Path:
+    from temporaldb.stackconfig import find_project_root
+
+    return args.project_dir.resolve() if args.project_dir else find_project_root(Path.cwd())
 
 
 def _database_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -174,7 +180,7 @@ def _run_load(args: argparse.Namespace) -> int:
 
     print(f"loading {args.folder}", file=sys.stderr)
     try:
-        summary = load_directory(resolve_dsn(args.dsn), args.folder, _Reporter())
+        summary = load_directory(resolve_dsn(args.dsn), args.folder, _report)
     except LoadError as error:
         print(f"temporaldb load: {error}", file=sys.stderr)
         print("temporaldb load: nothing was changed", file=sys.stderr)
@@ -296,14 +302,10 @@ def _add_demo(commands: Commands) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from temporaldb import demo
     from temporaldb.load import LoadError
-    from temporaldb.stackconfig import StackConfigError, find_project_root
-
-    def say(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+    from temporaldb.stackconfig import StackConfigError
 
     try:
-        root = args.project_dir.resolve() if args.project_dir else find_project_root(Path.cwd())
-        print(demo.run(root, say))
+        print(demo.run(_project_root(args), _say))
     except (StackConfigError, localpg.LocalServerError, LoadError) as error:
         print(f"temporaldb demo: {error}", file=sys.stderr)
         return EXIT_DATABASE
@@ -332,10 +334,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     from temporaldb import bench
     from temporaldb.db import resolve_dsn
 
-    def say(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    result = bench.run(resolve_dsn(args.dsn), args.data, seasons=args.seasons, queries=args.queries, say=say)
+    result = bench.run(resolve_dsn(args.dsn), args.data, seasons=args.seasons, queries=args.queries, say=_say)
     command = "temporaldb " + " ".join(shlex.quote(part) for part in sys.argv[1:] if not part.startswith("postgres"))
     report = bench.render_markdown(result, command)
     if args.results:

@@ -9,7 +9,6 @@ the headline question: Kobe Bryant's career regular-season totals at
 from __future__ import annotations
 
 import datetime as dt
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from temporaldb import asof, localpg
-from temporaldb.generate import generate_league
+from temporaldb.generate import generate_once
 from temporaldb.load import load_directory
 from temporaldb.migrate import migrate
 
@@ -34,14 +33,11 @@ Say = Callable[[str], None]
 
 def _generated(folder: Path, say: Say) -> int:
     """Generate the demo seasons once; return the number of games."""
-    marker = folder / "complete.json"
-    if marker.exists():
-        say(f"reusing the generated seasons in {folder}")
-        return int(json.loads(marker.read_text())["games"])
-    say(f"generating {SEASONS} seasons from {FIRST_SEASON}-{(FIRST_SEASON + 1) % 100:02d} into {folder}")
-    summary = generate_league(folder, seasons=SEASONS, first_season=FIRST_SEASON, seed=1)
-    marker.write_text(json.dumps({"games": summary.games, "events": summary.events}))
-    say(f"  {summary.games:,} games, {summary.events:,} events, {summary.players:,} players")
+    say(f"demo seasons {FIRST_SEASON}-{(FIRST_SEASON + 1) % 100:02d} onwards ({SEASONS}) in {folder}")
+    generation = generate_once(folder, seasons=SEASONS, first_season=FIRST_SEASON, seed=1)
+    summary = generation.summary
+    state = "reused" if generation.reused else f"generated in {generation.seconds:.0f} s"
+    say(f"  {summary.games:,} games, {summary.events:,} events, {summary.players:,} players ({state})")
     return summary.games
 
 

@@ -54,15 +54,17 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import random
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from itertools import accumulate, count
 from pathlib import Path
+from time import perf_counter
 from typing import TextIO
 
 __all__ = [
@@ -1272,3 +1274,41 @@ def generate_league(
     if progress is not None:
         progress(counts["games"], counts["games"])
     return GenerationSummary(counts["teams"], counts["players"], counts["games"], counts["events"], seasons)
+
+
+COMPLETE_MARKER = "complete.json"
+
+
+@dataclass(frozen=True)
+class Generation:
+    summary: GenerationSummary
+    seconds: float
+    """How long the generation took (when reused: the original run's time)."""
+    reused: bool
+
+
+def generate_once(
+    out_dir: Path,
+    *,
+    seasons: int,
+    first_season: int = FIRST_SUPPORTED_SEASON,
+    seed: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> Generation:
+    """`generate_league`, unless `out_dir` already holds a complete generation with the same arguments.
+
+    A marker file written last records the arguments, the summary and the time taken; it is removed
+    before generating again, so an interrupted run is never mistaken for a complete one.
+    """
+    marker = out_dir / COMPLETE_MARKER
+    arguments = {"seasons": seasons, "first_season": first_season, "seed": seed}
+    if marker.is_file():
+        recorded = json.loads(marker.read_text())
+        if recorded.get("arguments") == arguments:
+            return Generation(GenerationSummary(**recorded["summary"]), float(recorded["seconds"]), reused=True)
+        marker.unlink()
+    started = perf_counter()
+    summary = generate_league(out_dir, seasons=seasons, first_season=first_season, seed=seed, progress=progress)
+    seconds = perf_counter() - started
+    marker.write_text(json.dumps({"arguments": arguments, "summary": asdict(summary), "seconds": seconds}))
+    return Generation(summary, seconds, reused=False)

@@ -488,12 +488,13 @@ class _Loader:
             self.references.players.update(row.player_id for _, row in players)
         if inputs["games"] is not None:
             self._small_table("games", inputs["games"], GAME_COLUMNS, _game)
-        first_load = self.connection.execute("select not exists (select from nba.play_by_play)").fetchone()
+        row = self.connection.execute("select not exists (select from nba.play_by_play)").fetchone()
+        first_load = bool(row and row[0])
         events = inputs["events"]
         if events is not None:
-            self._events(events, bool(first_load and first_load[0]))
+            self._events(events, first_load)
         self._check_stranded_events()
-        self._rebuild(bool(first_load and first_load[0]) and events is not None)
+        self._rebuild(first_load and events is not None)
         self.summary.seconds = time.perf_counter() - started
         return self.summary
 

@@ -154,8 +154,9 @@ def render_text(run: ProgramRun, cost: CostEstimate) -> str:
     return "\n".join(lines)
 
 
-def render_json(run: ProgramRun, cost: CostEstimate) -> str:
-    document = {
+def document(run: ProgramRun, cost: CostEstimate) -> dict[str, Any]:
+    """One stack's plan as a JSON-ready document."""
+    return {
         "stack": run.stack,
         "region": cost.region,
         "resources": [
@@ -183,4 +184,3 @@ def render_json(run: ProgramRun, cost: CostEstimate) -> str:
             "lines": [asdict(line) for line in cost.lines],
         },
     }
-    return json.dumps(document, indent=2, default=str)

@@ -671,3 +671,18 @@ def test_rejects_unsupported_arguments(tmp_path: Path, seasons: int, first_seaso
     with pytest.raises(ValueError, match="season"):
         generate_league(tmp_path / "out", seasons=seasons, first_season=first_season)
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_once_reuses_a_complete_folder_and_only_that(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(generate.LOCKOUT_GAMES_PER_TEAM, 2003, SHORT_SEASON_GAMES)
+    folder = tmp_path / "league"
+    first = generate.generate_once(folder, seasons=1, first_season=2003, seed=5)
+    events = folder / "events.csv"
+    written = events.stat().st_mtime_ns
+    again = generate.generate_once(folder, seasons=1, first_season=2003, seed=5)
+    assert (first.reused, again.reused) == (False, True)
+    assert again.summary == first.summary
+    assert events.stat().st_mtime_ns == written
+    other = generate.generate_once(folder, seasons=1, first_season=2003, seed=6)
+    assert not other.reused
+    assert events.stat().st_mtime_ns != written
