@@ -149,6 +149,34 @@ class PgBinaries:
         """Whether a server module such as pg_stat_statements is installed (pkglibdir is `<prefix>/lib`)."""
         return (self.bin_dir.parent / "lib" / f"{name}.so").is_file()
 
+    def runnable_by(self, account: ServerAccount) -> PgBinaries:
+        """These binaries, or a copy the server account can execute.
+
+        A virtualenv inside a private folder (a `mktemp -d` checkout) is out of reach of the
+        unprivileged account the server runs as under root; the installation is then copied once to a
+        shared area, with the wheel's bundled libraries beside it (the binaries' RPATH points to
+        `$ORIGIN/../../../<package>.libs`, so the layout is kept).
+        """
+        if account.can_reach(self.bin_dir / "postgres"):
+            return self
+        install = self.bin_dir.parent
+        stamp = install.joinpath("bin", "postgres").stat()
+        digest = hashlib.sha256(f"{install}:{stamp.st_size}:{stamp.st_mtime_ns}".encode()).hexdigest()[:12]
+        copy = OUTSIDE_BASE / f"temporaldb-{self.package}-{digest}"
+        if not (copy / self.package / "pginstall" / "bin" / "postgres").is_file():
+            staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}-", dir=OUTSIDE_BASE))
+            shutil.copytree(install, staging / self.package / "pginstall", symlinks=True)
+            libraries = install.parent.parent / f"{self.package}.libs"
+            if libraries.is_dir():
+                shutil.copytree(libraries, staging / libraries.name, symlinks=True)
+            staging.chmod(0o755)
+            with contextlib.suppress(OSError):  # another process may have finished the same copy first
+                staging.rename(copy)
+            shutil.rmtree(staging, ignore_errors=True)
+        copied = PgBinaries(self.package, copy / self.package / "pginstall" / "bin")
+        account.require_reach(copied.bin_dir / "postgres")
+        return copied
+
 
 def wheel_binaries(package: str = LOCAL_PACKAGE) -> PgBinaries:
     """The binaries bundled in an installed wheel, located without importing it (its import has side effects)."""
@@ -441,9 +469,9 @@ class LocalServerStatus:
 def start(project_root: Path, timeout: float = START_TIMEOUT_SECONDS) -> LocalServer:
     """Initialise the cluster if needed, start it and create the database; a running server is left alone."""
     paths = LocalPaths.for_project(project_root)
-    binaries = wheel_binaries()
     account = server_account()
-    _prepare_area(paths, account, binaries)
+    binaries = wheel_binaries().runnable_by(account)
+    _prepare_area(paths, account)
     with _locked(paths):
         running = read_postmaster(paths.data)
         if running is not None:
@@ -469,7 +497,8 @@ def stop(project_root: Path) -> bool:
     with _locked(paths):
         if read_postmaster(paths.data) is None:
             return False
-        stop_cluster(wheel_binaries(), server_account(), paths.data, "fast", STOP_TIMEOUT_SECONDS)
+        account = server_account()
+        stop_cluster(wheel_binaries().runnable_by(account), account, paths.data, "fast", STOP_TIMEOUT_SECONDS)
         _write_state(paths, {**_read_state(paths), "pid": None})
         return True
 
@@ -512,14 +541,13 @@ def default_dsn(project_root: Path | None = None) -> str | None:
         return None
 
 
-def _prepare_area(paths: LocalPaths, account: ServerAccount, binaries: PgBinaries) -> None:
+def _prepare_area(paths: LocalPaths, account: ServerAccount) -> None:
     created = not paths.area.exists()
     paths.area.mkdir(parents=True, exist_ok=True)
     if created:
         paths.area.chmod(0o700)
         account.own(paths.area)
     account.require_reach(paths.area)
-    account.require_reach(binaries.bin_dir / "postgres")
 
 
 @contextlib.contextmanager

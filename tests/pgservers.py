@@ -123,6 +123,7 @@ def start_throwaway_server(major: int, base_dir: Path) -> ThrowawayServer:
             f"install the {PACKAGES.get(major, 'matching')} package"
         )
     account = server_account()
+    binaries = binaries.runnable_by(account)
     root_dir = Path(tempfile.mkdtemp(prefix=f"pg{major}-", dir=_usable_base(account, base_dir)))
     account.own(root_dir)
     server = ThrowawayServer(major, root_dir, binaries, account)

@@ -159,3 +159,29 @@ def test_throwaway_server(major: int, tmp_path: Path) -> None:
         root_dir = server.root_dir
     assert not root_dir.exists()
     server.stop()  # idempotent
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another account")
+def test_binaries_out_of_reach_are_copied_where_the_server_account_can_run_them() -> None:
+    installed = localpg.wheel_binaries()
+    site = installed.bin_dir.parent.parent.parent
+    private = Path(tempfile.mkdtemp(prefix="temporaldb-private-venv-"))  # 0700, like a mktemp -d checkout
+    copies: list[Path] = []
+    try:
+        shutil.copytree(
+            site / installed.package / "pginstall", private / installed.package / "pginstall", symlinks=True
+        )
+        shutil.copytree(site / f"{installed.package}.libs", private / f"{installed.package}.libs", symlinks=True)
+        hidden = localpg.PgBinaries(installed.package, private / installed.package / "pginstall" / "bin")
+        account = localpg.server_account()
+        assert not account.can_reach(hidden.bin_dir / "postgres")
+        runnable = hidden.runnable_by(account)
+        copies.append(runnable.bin_dir.parents[2])  # <copy>/<package>/pginstall/bin
+        assert runnable.bin_dir.is_relative_to(localpg.OUTSIDE_BASE)
+        result = account.run([runnable.tool("initdb"), "--version"], timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert runnable.runnable_by(account) == runnable
+    finally:
+        shutil.rmtree(private)
+        for copy in copies:  # this private install path is unique to the test: nothing else reuses its copy
+            shutil.rmtree(copy, ignore_errors=True)
