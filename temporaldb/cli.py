@@ -94,7 +94,9 @@ def _run_plan(args: argparse.Namespace) -> int:
 
 def _add_dsn(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--dsn", help="libpq connection string or URL (default: $TEMPORALDB_DSN, else the local server)"
+        "--dsn",
+        help="libpq connection string or URL (default: $TEMPORALDB_DSN, else the local server as the login role "
+        "of the model this command needs: migrator, etl or analyst)",
     )
 
 
@@ -150,7 +152,7 @@ def _run_migrate(args: argparse.Namespace) -> int:
     from temporaldb.migrate import MigrationError, migrate
 
     try:
-        result = migrate(resolve_dsn(args.dsn))
+        result = migrate(resolve_dsn(args.dsn, role="migrator"))
     except MigrationError as error:
         print(f"temporaldb migrate: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -180,7 +182,7 @@ def _run_load(args: argparse.Namespace) -> int:
 
     print(f"loading {args.folder}", file=sys.stderr)
     try:
-        summary = load_directory(resolve_dsn(args.dsn), args.folder, _report)
+        summary = load_directory(resolve_dsn(args.dsn, role="etl"), args.folder, _report)
     except LoadError as error:
         print(f"temporaldb load: {error}", file=sys.stderr)
         print("temporaldb load: nothing was changed", file=sys.stderr)
@@ -224,7 +226,7 @@ def _run_asof(args: argparse.Namespace) -> int:
     scope = args.scope or ("season" if args.team else "career")
     try:
         moment = asof.parse_moment(args.at, args.tz)
-        with psycopg.connect(resolve_dsn(args.dsn)) as connection:
+        with psycopg.connect(resolve_dsn(args.dsn, role="analyst")) as connection:
             subject = asof.resolve_subject(connection, args.subject, team=args.team)
             answer = asof.stats_as_of(connection, subject, moment, scope, args.season_type)
     except asof.AsOfError as error:

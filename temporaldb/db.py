@@ -11,7 +11,8 @@ class NoDatabaseError(Exception):
     """No DSN was given and no local server is running."""
 
 
-def resolve_dsn(explicit: str | None) -> str:
+def resolve_dsn(explicit: str | None, role: str | None = None) -> str:
+    """`role` picks the login role of the model on the local server; an explicit DSN names its own user."""
     if explicit:
         return explicit
     from_env = os.environ.get(DSN_ENV)
@@ -19,7 +20,7 @@ def resolve_dsn(explicit: str | None) -> str:
         return from_env
     from temporaldb import localpg  # noqa: PLC0415 (the embedded server is only needed without a DSN)
 
-    local = localpg.default_dsn()
+    local = localpg.default_dsn(role=role)
     if local is None:
         raise NoDatabaseError(
             f"no database: pass --dsn, set {DSN_ENV}, or start the local server with `temporaldb local start`"

@@ -1,6 +1,6 @@
 """`temporaldb demo`: the whole database on this machine, from nothing to an as-of answer.
 
-Starts the embedded server, applies the migrations, generates three synthetic
+Starts the embedded server with the role model and the migrations applied, generates three synthetic
 seasons (2013-14 to 2015-16, Kobe Bryant's last three), loads them and answers
 the headline question: Kobe Bryant's career regular-season totals at
 7:02:34.560 PM Central on June 19, 2016, two months after his last game.
@@ -20,7 +20,6 @@ import psycopg
 from temporaldb import asof, localpg
 from temporaldb.generate import generate_once
 from temporaldb.load import load_directory
-from temporaldb.migrate import migrate
 
 FIRST_SEASON = 2013
 SEASONS = 3
@@ -63,21 +62,22 @@ def _headline(dsn: str) -> tuple[asof.AsOfAnswer, float]:
 def run(project_root: Path, say: Say) -> str:
     server = localpg.start(project_root)
     say(f"local PostgreSQL {server.version} {'already running' if server.already_running else 'started'}")
-    dsn = server.dsn()
-    result = migrate(dsn)
-    say(f"schema at version {result.version} ({len(result.applied)} migrations applied now)")
+    changed = f"{len(server.changes)} changes now" if server.changes else "already in place"
+    say(f"roles, grants and schema version {server.schema_version}: {changed}")
+    # As on RDS: the loader connects as etl, questions are asked as analyst.
+    writer_dsn, reader_dsn = server.dsn(role="etl"), server.dsn(role="analyst")
     folder = project_root / ".local" / "demo-data"
     games = _generated(folder, say)
-    if _loaded_games(dsn) >= games:
+    if _loaded_games(reader_dsn) >= games:
         say("the demo seasons are already loaded (a reload would change nothing)")
     else:
 
         def progress(phase: str, done: int, total: int) -> None:
             say(f"  {phase}" + (f" {100 * done / total:.0f}%" if total > 1 else ""))
 
-        summary = load_directory(dsn, folder, progress)
+        summary = load_directory(writer_dsn, folder, progress)
         say(f"loaded {summary.rows.get('events', 0):,} events in {summary.seconds:.1f} s")
-    answer, median_ms = _headline(dsn)
+    answer, median_ms = _headline(reader_dsn)
     return (
         f"\n{asof.render(answer)}\n  warm median over {LATENCY_RUNS} calls: {median_ms:.3f} ms\n"
         f"  (synthetic data: the generator gives this player a 20-season career ending on 2016-04-13; "

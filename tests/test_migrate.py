@@ -69,23 +69,25 @@ def test_edited_applied_file_is_refused(database: str, migrations: Path) -> None
 
 
 def test_new_file_is_applied_and_a_failing_one_leaves_nothing(database: str, migrations: Path) -> None:
-    header = "-- Purpose: test\n-- Requires: V0002\n-- Lock/downtime: none\n"
-    (migrations / "V0003__add_notes.sql").write_text(header + "create table nba.notes (note text);\n")
-    (migrations / "V0004__broken.sql").write_text(header + "create table nba.half_done (x int);\nselect 1/0;\n")
+    header = "-- Purpose: test\n-- Requires: nba\n-- Lock/downtime: none\n"
+    added = len(read_migrations(migrations)) + 1
+    notes, broken = migrations / f"V{added:04d}__add_notes.sql", migrations / f"V{added + 1:04d}__broken.sql"
+    notes.write_text(header + "create table nba.notes (note text);\n")
+    broken.write_text(header + "create table nba.half_done (x int);\nselect 1/0;\n")
     before = catalog(database)
-    with pytest.raises(MigrationError, match=r"V0004__broken\.sql failed, nothing was applied"):
+    with pytest.raises(MigrationError, match=re.escape(broken.name) + " failed, nothing was applied"):
         migrate(database, migrations)
     assert catalog(database) == before
-    (migrations / "V0004__broken.sql").unlink()
-    assert [m.file_name for m in migrate(database, migrations).applied] == ["V0003__add_notes.sql"]
+    broken.unlink()
+    assert [m.file_name for m in migrate(database, migrations).applied] == [notes.name]
 
 
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
         ("V3__short.sql", "-- Purpose: x\n-- Requires: x\n-- Lock/downtime: x\n", "name must look like"),
-        ("V0003__no_header.sql", "create table x (y int);\n", "first three lines must be"),
-        ("V0004__gap.sql", "-- Purpose: x\n-- Requires: x\n-- Lock/downtime: x\n", "expected version V0003 next"),
+        ("V0098__no_header.sql", "create table x (y int);\n", "first three lines must be"),
+        ("V0099__gap.sql", "-- Purpose: x\n-- Requires: x\n-- Lock/downtime: x\n", "expected version V00\\d\\d next"),
     ],
 )
 def test_malformed_files_are_refused_before_connecting(migrations: Path, name: str, text: str, message: str) -> None:
