@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_aws as aws
 
+from components.access import DatabaseAccess, DatabaseAccessArgs
 from components.budget import CostBudget, CostBudgetArgs
 from components.database import PostgresDatabase, PostgresDatabaseArgs
 from components.firewall import DatabaseFirewall, DatabaseFirewallArgs
 from components.monitoring import DatabaseAlarms, DatabaseAlarmsArgs
 from components.network import IsolatedNetwork, IsolatedNetworkArgs
+from components.schema import planned_migrations
 from infra.catalog import INSTANCE_CLASSES
 from infra.settings import StackSettings
 
@@ -36,32 +40,29 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         under_provider,
     )
     db = settings.database
-    database = PostgresDatabase(
-        f"{prefix}-db",
-        PostgresDatabaseArgs(
-            identifier=prefix,
-            subnet_ids=subnet_ids,
-            security_group_ids=[firewall.security_group_id],
-            instance_class=db.instance_class,
-            engine_major_version=db.engine_major_version,
-            multi_az=db.multi_az,
-            allocated_storage_gb=db.allocated_storage_gb,
-            max_allocated_storage_gb=db.max_allocated_storage_gb,
-            backup_retention_days=db.backup_retention_days,
-            backup_window=db.backup_window,
-            maintenance_window=db.maintenance_window,
-            deletion_protection=db.deletion_protection,
-            keep_final_snapshot=settings.production,
-            protect=settings.production,
-            publicly_accessible=settings.access.publicly_accessible,
-            performance_insights=db.performance_insights,
-            monitoring_interval_seconds=db.monitoring_interval_seconds,
-            log_retention_days=db.log_retention_days,
-            read_replicas=db.read_replicas,
-            allow_major_version_upgrade=db.allow_major_version_upgrade,
-        ),
-        under_provider,
+    database_args = PostgresDatabaseArgs(
+        identifier=prefix,
+        subnet_ids=subnet_ids,
+        security_group_ids=[firewall.security_group_id],
+        instance_class=db.instance_class,
+        engine_major_version=db.engine_major_version,
+        multi_az=db.multi_az,
+        allocated_storage_gb=db.allocated_storage_gb,
+        max_allocated_storage_gb=db.max_allocated_storage_gb,
+        backup_retention_days=db.backup_retention_days,
+        backup_window=db.backup_window,
+        maintenance_window=db.maintenance_window,
+        deletion_protection=db.deletion_protection,
+        keep_final_snapshot=settings.production,
+        protect=settings.production,
+        publicly_accessible=settings.access.publicly_accessible,
+        performance_insights=db.performance_insights,
+        monitoring_interval_seconds=db.monitoring_interval_seconds,
+        log_retention_days=db.log_retention_days,
+        read_replicas=db.read_replicas,
+        allow_major_version_upgrade=db.allow_major_version_upgrade,
     )
+    database = PostgresDatabase(f"{prefix}-db", database_args, under_provider)
     instance_class = INSTANCE_CLASSES[db.instance_class]
     alarms = DatabaseAlarms(
         f"{prefix}-alarms",
@@ -85,7 +86,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         ),
         under_provider,
     )
-    return {
+    outputs: dict[str, pulumi.Input[object]] = {
         "endpoint": database.endpoint,
         "address": database.address,
         "port": database.port,
@@ -100,6 +101,63 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "alarmTopicArn": alarms.topic_arn,
         "sports": list(settings.sports),
     }
+    if settings.database_access.manage_database:
+        access = _database_access(
+            settings,
+            prefix=prefix,
+            database=database,
+            master_username=database_args.master_username,
+            provider=provider,
+            under_provider=under_provider,
+        )
+        outputs["databases"] = access.databases
+        outputs["loginSecretArns"] = access.login_secret_arns
+        outputs["schemaVersion"] = access.schema_versions
+    return outputs
+
+
+def _database_access(
+    settings: StackSettings,
+    *,
+    prefix: str,
+    database: PostgresDatabase,
+    master_username: pulumi.Input[str],
+    provider: aws.Provider,
+    under_provider: pulumi.ResourceOptions,
+) -> DatabaseAccess:
+    """The sport databases, roles and schema, through the postgresql provider as the master user."""
+    # RDS keeps the master password in Secrets Manager and rotates it; read the current one on every run.
+    master_secret = aws.secretsmanager.get_secret_version_output(
+        secret_id=database.master_secret_arn.apply(_require_secret_arn),
+        opts=pulumi.InvokeOutputOptions(provider=provider),
+    )
+    master_password: pulumi.Output[str] = pulumi.Output.secret(
+        master_secret.secret_string.apply(lambda text: str(json.loads(text)["password"]))
+    )
+    access = settings.database_access
+    return DatabaseAccess(
+        f"{prefix}-access",
+        DatabaseAccessArgs(
+            sports=settings.sports,
+            host=access.host or database.address,
+            port=access.port,
+            admin_username=master_username,
+            admin_password=master_password,
+            endpoint_address=database.address,
+            endpoint_port=database.port,
+            migrations=planned_migrations(),
+            secret_name_prefix=prefix,
+            iam_users=access.iam_auth_users,
+            protect=settings.production,
+        ),
+        under_provider,
+    )
+
+
+def _require_secret_arn(arn: str | None) -> str:
+    if not arn:
+        raise pulumi.RunError("the instance has no RDS-managed master secret; the postgresql provider needs it")
+    return arn
 
 
 def _network(

@@ -24,6 +24,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from infra.catalog import INSTANCE_CLASSES, SUPPORTED_MAJOR_VERSIONS
+from temporaldb import roles
 
 PROJECT: Final = "temporaldb"
 
@@ -54,6 +55,10 @@ SETTING_KEYS: Final = (
     "costCenter",
     "allowMajorVersionUpgrade",
     "logRetentionDays",
+    "manageDatabase",
+    "dbHost",
+    "dbPort",
+    "iamAuthUsers",
 )
 REGION_KEY: Final = "aws:region"
 
@@ -96,6 +101,8 @@ _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$")
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}([0-9a-f]{9})?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"^{_HOST_LABEL}(\.{_HOST_LABEL})*$")
 
 
 class SettingsError(pulumi.RunError):
@@ -166,6 +173,19 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class DatabaseAccessSettings:
+    """How `pulumi up` reaches PostgreSQL to create the sport databases, roles and schema."""
+
+    manage_database: bool
+    """False: no `postgresql` resources at all (the in-database part runs separately)."""
+    host: str | None
+    """Where `pulumi up` connects (e.g. localhost through a tunnel); None: the instance address."""
+    port: int
+    iam_auth_users: tuple[str, ...]
+    """Login roles that authenticate with an IAM token (rds_iam) instead of a password."""
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -177,6 +197,7 @@ class StackSettings:
     access: AccessSettings
     database: DatabaseSettings
     monitoring: MonitoringSettings
+    database_access: DatabaseAccessSettings
 
     @property
     def stack_file(self) -> str:
@@ -443,6 +464,35 @@ def _parse_sports(reader: _Reader) -> tuple[str, ...]:
     return sports
 
 
+def _is_host(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return len(text) <= 253 and _HOST_NAME.match(text) is not None
+    return True
+
+
+def _parse_database_access(reader: _Reader) -> DatabaseAccessSettings:
+    manage = reader.boolean("manageDatabase")
+    host = reader.text("dbHost") or None
+    if host is not None and not _is_host(host):
+        reader.problem("dbHost", "must be a host name or IP address only (no scheme, port or path), e.g. localhost")
+    port = reader.integer("dbPort", 1, 65535)
+    users = reader.string_list("iamAuthUsers")
+    known = roles.login_names()
+    for user in users:
+        if user not in known:
+            reader.problem("iamAuthUsers", f"{user!r} is not a login role (known: {', '.join(known)})")
+        elif not roles.login(user).may_use_iam:
+            reader.problem(
+                "iamAuthUsers",
+                f"{user!r} must keep its password: pulumi up runs the schema migrations as it",
+            )
+    if len(set(users)) != len(users):
+        reader.problem("iamAuthUsers", "lists a role twice")
+    return DatabaseAccessSettings(manage_database=manage, host=host, port=port, iam_auth_users=users)
+
+
 def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:
     """Validate raw config strings (full keys such as `temporaldb:multiAz`)."""
     reader = _Reader(raw)
@@ -462,6 +512,7 @@ def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:
         access=_parse_access(reader, production, network),
         database=_parse_database(reader, production),
         monitoring=_parse_monitoring(reader),
+        database_access=_parse_database_access(reader),
     )
     for key in sorted(raw):
         if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in SETTING_KEYS:

@@ -18,6 +18,7 @@ from temporaldb.preview import ProgramRun, Registration
 INSTANCE = "aws:rds/instance:Instance"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 BUDGET = "aws:budgets/budget:Budget"
+SECRET = "aws:secretsmanager/secret:Secret"
 PRICE_FILE = "temporaldb/data/prices.json"
 
 
@@ -158,7 +159,10 @@ def _instance_extras(pricer: _Pricer, inputs: dict[str, Any], label: str) -> lis
 
 
 def estimate(run: ProgramRun) -> CostEstimate:
-    """Price every instance, alarm and secret the run registered."""
+    """Price every instance, alarm and secret the run registered.
+
+    Resources with no AWS bill (PostgreSQL roles, grants, random passwords) add nothing.
+    """
     prices = load_prices()
     pricer = _Pricer(prices, run.config.get("aws:region", ""))
     instances = run.of_type(INSTANCE)
@@ -172,6 +176,13 @@ def estimate(run: ProgramRun) -> CostEstimate:
         alarm_price = float(pricer.table["cloudwatch_alarm_month"])
         cost = round(len(alarms) * alarm_price, 2)
         lines.append(CostLine("CloudWatch alarms", f"{len(alarms)} standard alarms x ${alarm_price}/month", cost, cost))
+    secrets = run.of_type(SECRET)
+    if secrets:
+        secret_price = float(pricer.table["secrets_manager_secret_month"])
+        cost = round(len(secrets) * secret_price, 2)
+        lines.append(
+            CostLine("Login secrets", f"Secrets Manager, {len(secrets)} secrets x ${secret_price}/month", cost, cost)
+        )
     budgets = run.of_type(BUDGET)
     budget = float(budgets[0].inputs["limitAmount"]) if budgets else None
     return CostEstimate(

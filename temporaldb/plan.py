@@ -8,7 +8,9 @@ from dataclasses import asdict
 from typing import Any
 
 from temporaldb.cost import CostEstimate
-from temporaldb.preview import ProgramRun, Registration
+from temporaldb.preview import DYNAMIC_TYPE_PREFIX, SECRET_SIG, SECRET_SIG_KEY, ProgramRun, Registration
+
+SECRET_SHOWN = "[secret]"
 
 
 def _yes(value: object) -> str:
@@ -16,7 +18,9 @@ def _yes(value: object) -> str:
 
 
 def _num(value: object) -> str:
-    """Engine numbers arrive as floats; show 5432, not 5432.0."""
+    """Engine numbers arrive as floats; show 5432, not 5432.0 (and 3600000, not 3.6e+06)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
@@ -80,6 +84,84 @@ def _budget(inputs: dict[str, Any]) -> str:
     return f"{inputs.get('limitAmount')} {inputs.get('limitUnit')}/{inputs.get('timeUnit')}, {filters}"
 
 
+def _postgresql_provider(inputs: dict[str, Any]) -> str:
+    superuser = str(inputs.get("superuser", "")).lower() == "true"
+    return (
+        f"{_shown(inputs.get('username'))}@{_shown(inputs.get('host'))}:{_num(_number(inputs.get('port')))}"
+        f"/{_shown(inputs.get('database'))}, sslmode {inputs.get('sslmode')}, superuser {_yes(superuser)}"
+    )
+
+
+def _role(inputs: dict[str, Any]) -> str:
+    if not inputs.get("login"):
+        return "group role, no login"
+    member_of = ", ".join(inputs.get("roles") or []) or "nothing"
+    password = "password" if inputs.get("password") else "no password"
+    return (
+        f"login, member of {member_of}, {password}, at most {_num(inputs.get('connectionLimit'))} connections,"
+        f" statement timeout {_num(inputs.get('statementTimeout'))} ms"
+    )
+
+
+def _privileges(inputs: dict[str, Any]) -> str:
+    return ", ".join(inputs.get("privileges") or []) or "nothing (revoke all)"
+
+
+def _grant(inputs: dict[str, Any]) -> str:
+    kind = inputs.get("objectType")
+    if kind == "database":
+        target = f"database {inputs.get('database')}"
+    elif kind == "schema":
+        target = f"schema {inputs.get('schema')}"
+    else:
+        target = f"every {kind} in {inputs.get('schema')}"
+    return f"{_privileges(inputs)} on {target} to {inputs.get('role')}"
+
+
+def _default_privileges(inputs: dict[str, Any]) -> str:
+    where = f"in {inputs['schema']}" if inputs.get("schema") else "anywhere in the database"
+    return (
+        f"future {inputs.get('objectType')}s of {inputs.get('owner')} {where}: {_privileges(inputs)}"
+        f" to {inputs.get('role')}"
+    )
+
+
+def _schema(inputs: dict[str, Any]) -> str:
+    migrations = sorted(inputs.get("migrations") or {})
+    files = f"{migrations[0]} .. {migrations[-1]}" if len(migrations) > 1 else ", ".join(migrations) or "none"
+    return (
+        f"migrations {files} ({len(migrations)} files, checksums pinned) as {_shown(inputs.get('user'))}"
+        f"@{_shown(inputs.get('host'))}:{_num(inputs.get('port'))}/{_shown(inputs.get('database'))}"
+    )
+
+
+def _number(value: object) -> object:
+    """Provider inputs reach the engine as strings."""
+    try:
+        return float(str(value))
+    except ValueError:
+        return value
+
+
+def _shown(value: object) -> str:
+    return SECRET_SHOWN if _is_secret(value) else str(value)
+
+
+def _is_secret(value: object) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
+def mask_secrets(value: Any) -> Any:
+    """The inputs with every secret value replaced by a marker, for printing."""
+    if _is_secret(value):
+        return SECRET_SHOWN
+    if isinstance(value, dict):
+        return {key: mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(item) for item in value]
+    return value
+
+
 _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
     "aws:rds/instance:Instance": _instance,
     "aws:rds/parameterGroup:ParameterGroup": _parameters,
@@ -96,10 +178,25 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "aws:sns/topicSubscription:TopicSubscription": lambda i: f"{i.get('protocol')} {i.get('endpoint')}",
     "pulumi:providers:aws": lambda i: f"region {i.get('region')}, default tags {_default_tags(i)}",
+    "aws:secretsmanager/secret:Secret": lambda i: f"{i.get('namePrefix') or i.get('name')}*, {i.get('description')}",
+    "aws:secretsmanager/secretVersion:SecretVersion": lambda i: (
+        f"secret string {SECRET_SHOWN if _is_secret(i.get('secretString')) else 'IN PLAIN TEXT'}"
+    ),
+    "random:index/randomPassword:RandomPassword": lambda i: (
+        f"{_num(i.get('length'))} characters, special characters {_yes(i.get('special'))}"
+    ),
+    "pulumi:providers:postgresql": _postgresql_provider,
+    "postgresql:index/role:Role": _role,
+    "postgresql:index/database:Database": lambda i: f"database {i.get('name')}",
+    "postgresql:index/extension:Extension": lambda i: f"extension {i.get('name')} in {i.get('database')}",
+    "postgresql:index/grant:Grant": _grant,
+    "postgresql:index/defaultPrivileges:DefaultPrivileges": _default_privileges,
 }
 
 
 def describe(resource: Registration) -> str:
+    if resource.type.startswith(DYNAMIC_TYPE_PREFIX):
+        return _schema(resource.inputs)
     describer = _DESCRIBE.get(resource.type)
     return describer(resource.inputs) if describer else ""
 
@@ -168,7 +265,7 @@ def document(run: ProgramRun, cost: CostEstimate) -> dict[str, Any]:
                 "custom": r.custom,
                 "protect": r.protect,
                 "summary": describe(r),
-                "inputs": r.inputs,
+                "inputs": mask_secrets(r.inputs),
             }
             for r in run.resources
         ],

@@ -9,9 +9,11 @@ the same record.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import runpy
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,13 @@ from temporaldb.stackconfig import ProjectFiles, load_stack_config
 
 MOCK_ACCOUNT = "123456789012"
 STACK_TYPE = "pulumi:pulumi:Stack"
+MOCK_MASTER_USERNAME = "temporaldb_admin"
+MOCK_MASTER_PASSWORD = "MOCK-MASTER-PASSWORD"
+MOCK_PASSWORD_PREFIX = "MOCK-PASSWORD-"
+DYNAMIC_TYPE_PREFIX = "pulumi-python:dynamic"
+# How the engine marks a secret value inside a property struct.
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ class Registration:
     protect: bool
     dependencies: tuple[str, ...]
     ignore_changes: tuple[str, ...] = ()
+    delete_before_replace: bool = False
+    plain_strings: frozenset[str] = frozenset()
+    """Every string in the inputs as sent to the engine, except those inside a secret."""
 
     @property
     def is_provider(self) -> bool:
@@ -108,6 +120,10 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
             state.update(hex="5eed0001", b64Url="Xu0AAQ")
         elif args.typ in ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:budgets/budget:Budget"):
             state["name"] = args.name
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = f"{MOCK_PASSWORD_PREFIX}{args.name}"
+        elif args.typ.startswith(DYNAMIC_TYPE_PREFIX):
+            state.update(_mock_schema_outputs(state.get("migrations")))
         service = args.typ.split(":")[1].split("/")[0] if args.typ.startswith("aws:") else ""
         state.setdefault("arn", f"arn:aws:{service}:{self.region}:{MOCK_ACCOUNT}:{args.name}")
         return resource_id, state
@@ -116,7 +132,36 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{letter}" for letter in "abc"]
             return {"names": names, "zone_ids": [f"use1-az{n}" for n in (1, 2, 4)], "id": self.region}, []
+        if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            secret = {"username": MOCK_MASTER_USERNAME, "password": MOCK_MASTER_PASSWORD}
+            secret_id = str(args.args.get("secretId", ""))
+            return {"arn": secret_id, "id": secret_id, "secretId": secret_id, "secretString": json.dumps(secret)}, []
         raise NotImplementedError(f"the offline plan has no answer for the invoke {args.token}")
+
+
+def _mock_schema_outputs(migrations: Any) -> dict[str, Any]:
+    """What the schema resource reports after applying `migrations` ({file name: sha256})."""
+    planned = dict(migrations) if isinstance(migrations, dict) else {}
+    versions = [int(name[1:5]) for name in planned if name[1:5].isdigit()]
+    digest = hashlib.sha256(json.dumps(planned, sort_keys=True).encode()).hexdigest()
+    return {"version": max(versions, default=0), "checksum": digest}
+
+
+def _plain_strings(value: Any) -> Iterator[str]:
+    """String leaves of a protobuf property Struct, skipping every secret-wrapped value.
+
+    Struct and ListValue unwrap their members to Python values as they are read.
+    """
+    if isinstance(value, str):
+        yield value
+    elif hasattr(value, "fields"):  # a Struct
+        if SECRET_SIG_KEY in value and value[SECRET_SIG_KEY] == SECRET_SIG:
+            return
+        for _, item in value.items():
+            yield from _plain_strings(item)
+    elif isinstance(value, Iterable):  # a ListValue
+        for item in value:
+            yield from _plain_strings(item)
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -144,6 +189,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 protect=bool(request.protect),
                 dependencies=tuple(request.dependencies),
                 ignore_changes=tuple(request.ignoreChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                plain_strings=frozenset(_plain_strings(request.object)),
             )
         )
         return response

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from temporaldb.migrate import migrate
+from temporaldb.migrate import default_migrations_dir, migrate
 from temporaldb.preview import ProgramRun, run_program
 from temporaldb.stackconfig import ProjectFiles, load_stack_config
 from tests.pgservers import ThrowawayServer, available_majors, start_throwaway_server
@@ -78,3 +79,11 @@ def database(empty_database: str) -> str:
     """A new database with every migration applied; its DSN."""
     migrate(empty_database)
     return empty_database
+
+
+@pytest.fixture
+def migrations(tmp_path: Path) -> Path:
+    """A private copy of sql/migrations that a test may append to or edit."""
+    folder = tmp_path / "migrations"
+    shutil.copytree(default_migrations_dir(), folder)
+    return folder

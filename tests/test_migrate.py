@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from pathlib import Path
 
@@ -32,14 +31,6 @@ def history(dsn: str) -> list[tuple[int, str, str]]:
         return connection.execute(
             "select version, name, checksum from temporaldb_meta.schema_migrations order by version"
         ).fetchall()
-
-
-@pytest.fixture
-def migrations(tmp_path: Path) -> Path:
-    """A private copy of sql/migrations that a test may append to or edit."""
-    folder = tmp_path / "migrations"
-    shutil.copytree(default_migrations_dir(), folder)
-    return folder
 
 
 def test_from_empty_applies_every_file_once(empty_database: str) -> None:

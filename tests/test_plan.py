@@ -24,15 +24,18 @@ def plan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return code, captured.out, captured.err
 
 
-def reference_monthly(instance_class: str, multi_az: bool, storage_gb: int, retention: int, interval: int) -> float:
-    """The estimate written out by hand from the price table."""
+def reference_monthly(
+    instance_class: str, multi_az: bool, storage_gb: int, retention: int, interval: int, login_secrets: int = 4
+) -> float:
+    """The estimate written out by hand from the price table (a secret per password login role)."""
     deployment = "multi_az" if multi_az else "single_az"
     compute = PRICES["rds_postgresql_instance_hour"][instance_class][deployment] * HOURS
     storage = storage_gb * PRICES["gp3_storage_gb_month"][deployment]
     backups = storage_gb * 0.05 * retention * PRICES["backup_storage_gb_month"]
     monitoring = (HOURS * 3600 / interval * 2.0 / 1024**2 * 0.50) if interval else 0.0
     logs = 0.5 * PRICES["cloudwatch_logs_ingested_gb"]
-    return compute + storage + backups + monitoring + logs + PRICES["secrets_manager_secret_month"] + 6 * 0.10
+    secrets = (1 + login_secrets) * PRICES["secrets_manager_secret_month"]
+    return compute + storage + backups + monitoring + logs + secrets + 6 * 0.10
 
 
 def test_dev_estimate(dev_run: ProgramRun) -> None:
@@ -68,6 +71,44 @@ def test_plan_dev_prints_resources_cost_and_verdict(capsys: pytest.CaptureFixtur
     assert "rds.force_ssl=1" in out
     assert "tcp 5432 from 10.42.0.0/16" in out
     assert "within budget" in out
+
+
+def test_login_secrets_are_priced_and_iam_users_have_none(project_root: Path) -> None:
+    run = run_program(project_root, "dev", {"temporaldb:iamAuthUsers": '["app", "analyst"]'})
+    [line] = [line for line in cost.estimate(run).lines if line.item == "Login secrets"]
+    assert line.monthly_usd == pytest.approx(2 * PRICES["secrets_manager_secret_month"])
+    unmanaged = run_program(project_root, "dev", {"temporaldb:manageDatabase": "false"})
+    assert cost.estimate(unmanaged).monthly_usd == pytest.approx(
+        reference_monthly("db.t3.micro", False, 20, 7, 0, login_secrets=0), abs=0.02
+    )
+
+
+def test_plan_shows_the_in_database_part(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = plan(capsys, "--stack", "dev")
+    assert code == EXIT_OK
+    assert "temporaldb_admin@localhost:5432/postgres, sslmode require, superuser no" in out
+    assert "temporaldb_admin@localhost:5432/nba_temporal, sslmode require, superuser no" in out
+    assert "database nba_temporal" in out
+    assert "login, member of temporal_reader, password, at most 40 connections, statement timeout 5000 ms" in out
+    assert "statement timeout 3600000 ms" in out
+    assert "nothing (revoke all) on database nba_temporal to public" in out
+    assert "SELECT on every table in nba to temporal_reader" in out
+    assert "future functions of temporal_migrator anywhere in the database: nothing (revoke all) to public" in out
+    assert "MigratedSchema temporaldb-dev-access-nba-schema" in out
+    assert "checksums pinned) as migrator@localhost:5432/nba_temporal" in out
+    assert "secret string [secret]" in out
+    assert "MOCK-" not in out
+    assert "Login secrets" in out
+
+
+def test_plan_json_masks_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = plan(capsys, "--stack", "prod", "--json")
+    assert code == EXIT_OK
+    assert "MOCK-" not in out
+    [document] = json.loads(out)
+    [server] = [r for r in document["resources"] if r["name"] == "temporaldb-prod-access-server"]
+    assert server["inputs"]["password"] == "[secret]"
+    assert document["outputs"]["databases"] == ["nba_temporal"]
 
 
 def test_plan_json_is_machine_readable(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from pulumi.runtime.rpc import is_rpc_secret
 
 from infra.settings import SettingsError
+from temporaldb.migrate import default_migrations_dir, read_migrations
 from temporaldb.preview import ProgramRun, Registration, execute, run_program
 from temporaldb.stackconfig import ProjectFiles, load_stack_config
 
@@ -100,10 +102,12 @@ def test_secure_defaults_on_every_stack(any_run: ProgramRun) -> None:
 
 
 def test_no_password_reaches_any_input(any_run: ProgramRun) -> None:
+    """A password input is a flag, or a secret (the in-database part sets the login roles' passwords)."""
     for resource in any_run.resources:
         for key, value in resource.inputs.items():
-            if "password" in key.lower():
-                assert isinstance(value, bool), f"{resource.name}.{key} carries a value"
+            if "password" in key.lower() and not isinstance(value, bool):
+                assert is_rpc_secret(value), f"{resource.name}.{key} carries a value in plain text"
+                assert resource.type.startswith(("postgresql:", "pulumi:providers:postgresql", "pulumi-python:dynamic"))
 
 
 def test_parameter_group_forces_tls_and_logs(any_run: ProgramRun) -> None:
@@ -215,6 +219,10 @@ def test_exports(any_run: ProgramRun) -> None:
     assert outputs["masterSecretArn"].startswith("arn:aws:secretsmanager:")
     assert outputs["securityGroupId"] == f"temporaldb-{stack}-db-access-sg-id"
     assert outputs["parameterGroupName"].startswith(f"temporaldb-{stack}-postgres17-")
+    assert outputs["databases"] == ["nba_temporal"]
+    assert sorted(outputs["loginSecretArns"]) == ["analyst", "app", "etl", "migrator"]
+    assert all(arn.startswith("arn:aws:secretsmanager:") for arn in outputs["loginSecretArns"].values())
+    assert outputs["schemaVersion"] == {"nba": len(read_migrations(default_migrations_dir()))}
 
 
 # --- component structure: what the mocks do not check for us -------------------------------------
@@ -232,7 +240,15 @@ def test_every_resource_belongs_to_a_component(any_run: ProgramRun) -> None:
 
 def test_components_follow_the_conventions(any_run: ProgramRun) -> None:
     components = [r for r in any_run.resources if not r.custom]
-    assert len(components) == 5
+    assert sorted(c.type for c in components) == [
+        "temporaldb:access:DatabaseAccess",
+        "temporaldb:access:DatabaseFirewall",
+        "temporaldb:access:SportDatabase",
+        "temporaldb:cost:CostBudget",
+        "temporaldb:database:PostgresDatabase",
+        "temporaldb:monitoring:DatabaseAlarms",
+        "temporaldb:network:IsolatedNetwork",
+    ]
     for component in components:
         assert re.fullmatch(r"temporaldb:[a-z]+:[A-Z][A-Za-z]+", component.type), component.type
         assert component.urn in any_run.components_with_outputs, f"{component.type} skipped register_outputs"
@@ -250,7 +266,7 @@ def test_components_never_read_config_or_create_inside_apply(project_root: Path)
                     if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute):
                         owner = inner.func.value
                         if isinstance(owner, ast.Attribute) and isinstance(owner.value, ast.Name):
-                            assert owner.value.id not in ("aws", "random"), f"{path.name}:{inner.lineno}"
+                            assert owner.value.id not in ("aws", "random", "postgresql"), f"{path.name}:{inner.lineno}"
 
 
 # --- settings change what is built ----------------------------------------------------------------

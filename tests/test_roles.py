@@ -6,7 +6,6 @@ other tests' databases must not see them.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,9 +252,8 @@ def _one(cursor: psycopg.Cursor[tuple[object, ...]]) -> object:
     return row[0]
 
 
-def test_the_migrator_migrates_and_new_objects_follow_the_model(model: Bootstrapped, tmp_path: Path) -> None:
-    folder = tmp_path / "migrations"
-    shutil.copytree(default_migrations_dir(), folder)
+def test_the_migrator_migrates_and_new_objects_follow_the_model(model: Bootstrapped, migrations: Path) -> None:
+    folder = migrations
     version = len(read_migrations(folder)) + 1
     (folder / f"V{version:04d}__scratch.sql").write_text(
         "-- Purpose: a test migration.\n-- Requires: nothing.\n-- Lock/downtime: none.\n"

@@ -15,6 +15,7 @@ from infra.settings import (
     MINUTES_PER_WEEK,
     SETTING_KEYS,
     WEEKDAYS,
+    DatabaseAccessSettings,
     SettingsError,
     StackSettings,
     parse_backup_window,
@@ -115,6 +116,17 @@ BAD_VALUES = [
     ("sports", ["NBA"], "dev", "lower-case"),
     ("logRetentionDays", "10", "dev", "CloudWatch Logs retention"),
     ("aws:region", "mars-1", "dev", "not an AWS region"),
+    ("manageDatabase", "maybe", "dev", "true or false"),
+    ("dbHost", "https://db.example.com", "dev", "host name or IP address only"),
+    ("dbHost", "localhost:5432", "prod", "host name or IP address only"),
+    ("dbHost", "db host", "dev", "host name or IP address only"),
+    ("dbPort", "0", "dev", "between 1 and 65535"),
+    ("dbPort", "65536", "prod", "between 1 and 65535"),
+    ("dbPort", "tunnel", "dev", "whole number"),
+    ("iamAuthUsers", ["migrator"], "dev", "'migrator' must keep its password: pulumi up runs the schema migrations"),
+    ("iamAuthUsers", ["root"], "prod", "'root' is not a login role (known: migrator, etl, analyst, app)"),
+    ("iamAuthUsers", ["app", "app"], "dev", "lists a role twice"),
+    ("iamAuthUsers", "app", "dev", "list of strings"),
 ]
 
 
@@ -144,6 +156,13 @@ GOOD_VALUES = [
     ("alarmEmail", "oncall@example.com"),
     ("readReplicas", "5"),
     ("sports", ["nba", "nfl"]),
+    ("manageDatabase", False),
+    ("dbHost", ""),
+    ("dbHost", "127.0.0.1"),
+    ("dbHost", "::1"),
+    ("dbHost", "temporaldb-prod.c0ffee000000.us-east-1.rds.amazonaws.com"),
+    ("dbPort", "15432"),
+    ("iamAuthUsers", ["etl", "analyst", "app"]),
 ]
 
 
@@ -208,6 +227,32 @@ def test_unknown_key_is_a_typo(stack_config: Config) -> None:
 def test_missing_key_is_named(stack_config: Config) -> None:
     found = problems(stack_config("dev"), "dev", instanceClass=None)
     assert any("temporaldb:instanceClass is not set" in problem for problem in found)
+
+
+def test_database_access_defaults_and_stack_files(stack_config: Config, project_root: Path) -> None:
+    declared = yaml.safe_load((project_root / "Pulumi.yaml").read_text())["config"]
+    assert (declared["manageDatabase"]["default"], declared["dbHost"]["default"]) == (True, "")
+    assert (declared["dbPort"]["default"], declared["iamAuthUsers"]["default"]) == (5432, [])
+    for stack in ("dev", "prod"):
+        access = parse_settings(stack_config(stack), stack).database_access
+        assert access == DatabaseAccessSettings(manage_database=True, host="localhost", port=5432, iam_auth_users=())
+
+
+def test_empty_db_host_means_the_instance_address(stack_config: Config) -> None:
+    access = parse(stack_config("prod"), "prod", dbHost="", dbPort="15432", iamAuthUsers=["app"]).database_access
+    assert (access.host, access.port, access.iam_auth_users) == (None, 15432, ("app",))
+
+
+def test_manage_database_false_still_validates_the_rest(stack_config: Config) -> None:
+    found = problems(stack_config("dev"), "dev", manageDatabase=False, iamAuthUsers=["migrator"], dbPort="0")
+    assert any(p.startswith('temporaldb:iamAuthUsers = ["migrator"]: ') for p in found)
+    assert any(p.startswith("temporaldb:dbPort = 0: ") for p in found)
+
+
+def test_every_iam_problem_is_listed(stack_config: Config) -> None:
+    found = problems(stack_config("dev"), "dev", iamAuthUsers=["migrator", "nobody", "app", "app"])
+    iam = [p for p in found if p.startswith("temporaldb:iamAuthUsers = ")]
+    assert len(iam) == 3, iam
 
 
 def stack_config_dev() -> dict[str, str]:
