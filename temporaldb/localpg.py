@@ -386,6 +386,23 @@ def socket_path_fits(socket_dir: Path, port: int) -> bool:
     return len(os.fsencode(socket_dir / f".s.PGSQL.{port}")) <= MAX_SOCKET_PATH
 
 
+def reachable_folder(account: ServerAccount, folder: Path, say: Callable[[str], None] | None = None) -> Path:
+    """`folder` (created if missing) when the server account can enter it, else the system temp dir.
+
+    As root, servers run as an unprivileged account that cannot enter a private
+    folder such as pytest's or a `mktemp -d` checkout; `say` is told of the move.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    resolved = folder.resolve()
+    if account.can_reach(resolved):
+        return resolved
+    fallback = Path(tempfile.gettempdir())
+    account.require_reach(fallback)
+    if say is not None:
+        say(f"the server account {account.name} cannot reach {resolved}; using {fallback} instead")
+    return fallback
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The project's local server
 # --------------------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from temporaldb.localpg import (
     PgBinaries,
     ServerAccount,
     init_cluster,
+    reachable_folder,
     server_account,
     socket_dsn,
     socket_path_fits,
@@ -138,12 +139,10 @@ def start_throwaway_server(major: int, base_dir: Path) -> ThrowawayServer:
 
 def _usable_base(account: ServerAccount, base_dir: Path) -> Path:
     """base_dir when the server account can use it and socket paths fit, else the system temp dir."""
-    probe = base_dir.resolve() / "pg00-xxxxxxxx"
-    if account.can_reach(base_dir.resolve()) and socket_path_fits(probe, SOCKET_PORT):
-        return base_dir
-    fallback = Path(tempfile.gettempdir())
-    account.require_reach(fallback)
-    return fallback
+    base = reachable_folder(account, base_dir)
+    if socket_path_fits(base / "pg00-xxxxxxxx", SOCKET_PORT):
+        return base
+    return Path(tempfile.gettempdir())
 
 
 def _init_and_start(server: ThrowawayServer) -> None:

@@ -1,0 +1,1 @@
+"""Restore and upgrade drills: the engines the runbooks in runbooks/ drive."""

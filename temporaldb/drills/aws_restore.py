@@ -1,0 +1,253 @@
+"""The restore drill against RDS: restore a tagged copy of the stack's instance, verify it over SQL, delete it.
+
+Stages: preconditions, record_facts, wait_restorable, restore, wait_available,
+verify, then teardown, which runs whatever happened (failure, Ctrl-C) and
+deletes only instances carrying this run's drill tag.
+
+Without `--restore-time` or `--snapshot`, the drill records the source's facts
+(schema version and checksum, row counts, canary as-of answers) in one
+snapshot, waits until RDS can restore to that very moment, and restores to it:
+the copy must then match exactly. With an earlier `--restore-time` (or a
+snapshot), only the schema must match; counts and answers are reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from temporaldb.drills import rds
+from temporaldb.drills.facts import DatabaseFacts, compare, snapshot
+from temporaldb.drills.report import DrillReport, Say, iso, utc_now
+
+APPLICATION_NAME = "temporaldb restore drill"
+KIND = "restore"
+
+
+@dataclass(frozen=True)
+class SqlAccess:
+    """How the drill reaches the source and its copy over SQL (a login role of the model; reading suffices)."""
+
+    user: str
+    password: str | None
+    database: str = "nba_temporal"
+    host: str | None = None
+    """Reach the source here instead of its address (the local end of an SSM tunnel)."""
+    port: int | None = None
+    copy_host: str | None = None
+    """Reach the drill's copy here instead of its address (a second tunnel)."""
+    copy_port: int | None = None
+    sslmode: str = "require"
+
+    def dsn(self, address: str, port: int, *, copy: bool = False) -> str:
+        host, override = (self.copy_host, self.copy_port) if copy else (self.host, self.port)
+        return make_conninfo(
+            "",
+            host=host or address,
+            port=str(override or port),
+            dbname=self.database,
+            user=self.user,
+            password=self.password or "",
+            sslmode=self.sslmode,
+            connect_timeout="15",
+            application_name=APPLICATION_NAME,
+        )
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    instance: str | None = None
+    stack: str | None = None
+    restore_time: dt.datetime | None = None
+    snapshot: str | None = None
+    poll_seconds: float = 30.0
+    timeout_seconds: float = 3 * 3600.0
+    restorable_timeout_seconds: float = 15 * 60.0
+    """How long to wait for RDS to be able to restore to the moment the facts were recorded (about 5 min)."""
+
+
+def server_started_at(dsn: str) -> dt.datetime:
+    """When the server behind `dsn` started: tells a copy from its source (a physical copy keeps the rest)."""
+    with psycopg.connect(dsn) as connection:
+        row = connection.execute("select pg_postmaster_start_time()").fetchone()
+    if row is None or not isinstance(row[0], dt.datetime):
+        raise rds.RdsDrillError("pg_postmaster_start_time() gave no answer")
+    return row[0]
+
+
+def login_secret(secrets: Any, stack: str, role: str) -> tuple[str, str]:
+    """(user, password) of a login role from the stack's secret `temporaldb-<stack>/<role>-*` (Pulumi made it)."""
+    prefix = f"{rds.PROJECT}-{stack}/{role}-"
+    found = [
+        entry["ARN"]
+        for page in secrets.get_paginator("list_secrets").paginate(Filters=[{"Key": "name", "Values": [prefix]}])
+        for entry in page["SecretList"]
+        if str(entry.get("Name", "")).startswith(prefix)
+    ]
+    if len(found) != 1:
+        raise rds.PreconditionError(f"expected one secret named {prefix}*, found {len(found)}; pass --secret-id")
+    return read_login(secrets, str(found[0]))
+
+
+def read_login(secrets: Any, secret_id: str) -> tuple[str, str]:
+    value = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+    return str(value["username"]), str(value["password"])
+
+
+def plan(client: Any, options: RestoreOptions, run_id: str) -> tuple[rds.SourceInstance, str, rds.PlannedCall]:
+    """Find the source and check every precondition; nothing is changed."""
+    source = rds.find_source(client, identifier=options.instance, stack=options.stack)
+    status = client.describe_db_instances(DBInstanceIdentifier=source.identifier)["DBInstances"][0]
+    if status.get("DBInstanceStatus") != "available":
+        raise rds.PreconditionError(f"{source.identifier} is {status.get('DBInstanceStatus')!r}, not available")
+    target = rds.drill_identifier(source.identifier, KIND, run_id)
+    if options.restore_time is not None:
+        rds.check_restore_time(client, source, options.restore_time)
+    if options.snapshot:
+        snapshots = client.describe_db_snapshots(DBSnapshotIdentifier=options.snapshot)["DBSnapshots"]
+        if not snapshots or snapshots[0].get("Status") != "available":
+            raise rds.PreconditionError(f"snapshot {options.snapshot} is not available")
+    call = rds.restore_call(
+        source,
+        target,
+        rds.drill_tags(source, KIND, run_id),
+        restore_time=options.restore_time,
+        snapshot=options.snapshot,
+    )
+    return source, target, call
+
+
+def run(
+    client: Any,
+    options: RestoreOptions,
+    access: SqlAccess,
+    report: DrillReport,
+    *,
+    say: Say,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """The whole drill; raises on failure after teardown. `report` is filled in as it goes."""
+    with report.stage("preconditions", say) as stage:
+        source, target, call = plan(client, options, report.run_id)
+        delete = (
+            f"rds.delete_db_instance(DBInstanceIdentifier={target!r}, SkipFinalSnapshot=True, "
+            f"DeleteAutomatedBackups=True)  # only if tagged {rds.DRILL_TAG}={report.run_id}"
+        )
+        report.planned_calls = [call.render(), delete]
+        # RDS addresses are <identifier>.<account and region hash>.<region>.rds.amazonaws.com.
+        copy_address = source.address.replace(source.identifier, target, 1)
+        report.details.update(source=source.identifier, drill_instance=target, drill_address=copy_address)
+        stage.detail = f"source {source.identifier} ({source.engine} {source.engine_version}), copy {target}"
+        say(f"the copy will answer at {copy_address}:{source.port} (run id {report.run_id})")
+    if not report.applied:
+        for line in report.planned_calls:
+            say(f"would call {line}")
+        return
+    try:
+        _Drill(client, options, access, report, say, sleep, source, target).restore_and_verify(call)
+    finally:
+        _teardown(client, report, say)
+
+
+@dataclass(frozen=True)
+class _Drill:
+    client: Any
+    options: RestoreOptions
+    access: SqlAccess
+    report: DrillReport
+    say: Say
+    sleep: Callable[[float], None]
+    source: rds.SourceInstance
+    target: str
+
+    def restore_and_verify(self, call: rds.PlannedCall) -> None:
+        report, say, source = self.report, self.say, self.source
+        with report.stage("record_facts", say) as stage:
+            seen_at = utc_now()
+            source_dsn = self.access.dsn(source.address, source.port)
+            source_started_at = server_started_at(source_dsn)
+            facts = snapshot(source_dsn)
+            stage.detail = _summary(facts)
+            report.details["facts_before"] = facts.to_dict()
+        exact = self.options.restore_time is None and self.options.snapshot is None
+        if exact:
+            with report.stage("wait_restorable", say) as stage:
+                self._wait_restorable(seen_at)
+                params = {key: value for key, value in call.params.items() if key != "UseLatestRestorableTime"}
+                call = rds.PlannedCall(call.operation, {**params, "RestoreTime": seen_at}, call.why)
+                stage.detail = f"RDS can restore to {iso(seen_at)}"
+        restore_time = self.options.restore_time or seen_at
+        with report.stage("restore", say) as stage:
+            requested = time.perf_counter()
+            rds.call(self.client, call)
+            stage.detail = call.render()
+        with report.stage("wait_available", say) as stage:
+            instance = rds.wait_available(
+                self.client,
+                self.target,
+                say,
+                poll_seconds=self.options.poll_seconds,
+                timeout_seconds=self.options.timeout_seconds,
+                sleep=self.sleep,
+            )
+            endpoint = instance.get("Endpoint") or {}
+            stage.detail = f"{self.target} available at {endpoint.get('Address')}"
+        with report.stage("verify", say) as stage:
+            dsn = self.access.dsn(str(endpoint.get("Address", "")), int(endpoint.get("Port") or source.port), copy=True)
+            if server_started_at(dsn) == source_started_at:
+                raise rds.RdsDrillError(
+                    "the copy's connection reaches the source itself (same server): give the copy its own tunnel "
+                    "(--copy-db-host/--copy-db-port) or run from inside the VPC"
+                )
+            copy = snapshot(dsn, questions=facts.questions)
+            report.details["facts_after"] = copy.to_dict()
+            differences = compare(facts, copy) if exact else _schema_differences(facts, copy)
+            report.details["differences"] = differences
+            report.rto_seconds = round(time.perf_counter() - requested, 3)
+            if not self.options.snapshot:
+                report.rpo_seconds = round(max((seen_at - restore_time).total_seconds(), 0.0), 3)
+            if differences:
+                raise rds.RdsDrillError(f"the copy differs from the source: {'; '.join(differences[:5])}")
+            report.verified = True
+            stage.detail = ("matches the source exactly" if exact else "schema matches") + f"; {_summary(copy)}"
+
+    def _wait_restorable(self, moment: dt.datetime) -> None:
+        """RDS restores to at most LatestRestorableTime, which trails the present by about five minutes."""
+        deadline = time.monotonic() + self.options.restorable_timeout_seconds
+        while True:
+            described = self.client.describe_db_instances(DBInstanceIdentifier=self.source.identifier)
+            latest = described["DBInstances"][0].get("LatestRestorableTime")
+            if latest is None or latest >= moment:
+                return
+            if time.monotonic() >= deadline:
+                raise rds.RdsDrillError(
+                    f"{self.source.identifier} still cannot restore to {iso(moment)} (latest restorable "
+                    f"{iso(latest)}) after {self.options.restorable_timeout_seconds:.0f} s"
+                )
+            self.say(f"waiting for RDS to be able to restore to {iso(moment)} (now {iso(latest)})")
+            self.sleep(min(self.options.poll_seconds, 60.0))
+
+
+def _teardown(client: Any, report: DrillReport, say: Say) -> None:
+    with report.stage("teardown", say) as stage:
+        for identifier in rds.drill_instances(client, report.run_id):
+            if rds.delete_drill_instance(client, identifier, report.run_id):
+                report.torn_down.append(f"rds instance {identifier}")
+        stage.detail = ", ".join(report.torn_down) or "nothing to remove"
+
+
+def _schema_differences(expected: DatabaseFacts, actual: DatabaseFacts) -> list[str]:
+    return [line for line in compare(expected, actual) if line.startswith("schema ")]
+
+
+def _summary(facts: DatabaseFacts) -> str:
+    rows = sum(facts.row_counts.values())
+    tables = len(facts.row_counts)
+    return f"schema V{facts.schema_version:04d}, {rows:,} rows in {tables} tables, {len(facts.canaries)} canaries"

@@ -1,0 +1,278 @@
+"""The RDS side of the drills, with boto3: find the stack's instance, restore a tagged copy, wait, tear down.
+
+The drills never change the source instance. Every instance a drill creates
+carries the tag `temporaldb:drill = <run id>`, and teardown deletes an
+instance only after reading that tag back: a typo or a bug cannot delete
+anything else.
+
+AWS answers are plain dicts (botocore has no published stubs for this
+release); the few fields read are converted into typed values here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+DRILL_TAG: Final = "temporaldb:drill"
+DRILL_KIND_TAG: Final = "temporaldb:drill-kind"
+STACK_TAG: Final = "stack"
+PROJECT_TAG: Final = "project"
+PROJECT: Final = "temporaldb"
+MAX_IDENTIFIER: Final = 63
+# States from which an instance never becomes available without someone acting.
+TERMINAL_STATES: Final = frozenset(
+    {"failed", "incompatible-restore", "incompatible-parameters", "incompatible-network", "storage-full",
+     "inaccessible-encryption-credentials", "restore-error", "deleting"}
+)  # fmt: skip
+
+Say = Callable[[str], None]
+Client = Any  # a boto3 RDS client
+
+
+class RdsDrillError(Exception):
+    """An AWS step of a drill failed; the message says which and why."""
+
+
+class PreconditionError(RdsDrillError):
+    """The drill refuses to start: nothing has been changed."""
+
+
+@dataclass(frozen=True)
+class SourceInstance:
+    """What a drill copies from the stack's instance (restores otherwise get the account defaults)."""
+
+    identifier: str
+    arn: str
+    engine: str
+    engine_version: str
+    instance_class: str
+    subnet_group: str
+    security_group_ids: tuple[str, ...]
+    parameter_group: str
+    port: int
+    address: str
+    latest_restorable_time: dt.datetime | None
+    tags: Mapping[str, str]
+    iam_auth: bool
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """`20261126t041500-a1b2`: sortable, and unique enough to tag one drill's resources."""
+    moment = now or dt.datetime.now(dt.UTC)
+    return f"{moment:%Y%m%dt%H%M%S}-{secrets.token_hex(2)}"
+
+
+def drill_identifier(source: str, kind: str, run_id: str) -> str:
+    """A valid, unique RDS identifier for the drill's copy: letters, digits and single hyphens, at most 63."""
+    suffix = f"-{kind}-{run_id}"
+    stem = re.sub(r"-+", "-", source[: MAX_IDENTIFIER - len(suffix)]).rstrip("-")
+    return f"{stem}{suffix}"
+
+
+def _tags(raw: Sequence[Mapping[str, str]] | None) -> dict[str, str]:
+    return {str(tag["Key"]): str(tag["Value"]) for tag in raw or ()}
+
+
+def _source(instance: Mapping[str, Any]) -> SourceInstance:
+    endpoint = instance.get("Endpoint") or {}
+    groups = instance.get("DBParameterGroups") or [{}]
+    return SourceInstance(
+        identifier=str(instance["DBInstanceIdentifier"]),
+        arn=str(instance.get("DBInstanceArn", "")),
+        engine=str(instance.get("Engine", "")),
+        engine_version=str(instance.get("EngineVersion", "")),
+        instance_class=str(instance.get("DBInstanceClass", "")),
+        subnet_group=str((instance.get("DBSubnetGroup") or {}).get("DBSubnetGroupName", "")),
+        security_group_ids=tuple(str(group["VpcSecurityGroupId"]) for group in instance.get("VpcSecurityGroups") or ()),
+        parameter_group=str(groups[0].get("DBParameterGroupName", "")),
+        port=int(endpoint.get("Port") or instance.get("DbInstancePort") or 5432),
+        address=str(endpoint.get("Address", "")),
+        latest_restorable_time=instance.get("LatestRestorableTime"),
+        tags=_tags(instance.get("TagList")),
+        iam_auth=bool(instance.get("IAMDatabaseAuthenticationEnabled")),
+    )
+
+
+def find_source(rds: Client, *, identifier: str | None = None, stack: str | None = None) -> SourceInstance:
+    """The instance named `identifier`, else the one tagged `project=temporaldb, stack=temporaldb-<stack>`."""
+    if identifier:
+        try:
+            found = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        except rds.exceptions.DBInstanceNotFoundFault:
+            raise PreconditionError(f"no RDS instance {identifier!r} in this account and region") from None
+        return _source(found[0])
+    if not stack:
+        raise PreconditionError("name the source: --instance IDENTIFIER or --stack STACK")
+    wanted = {PROJECT_TAG: PROJECT, STACK_TAG: f"{PROJECT}-{stack}"}
+    matches = [
+        instance
+        for page in rds.get_paginator("describe_db_instances").paginate()
+        for instance in page["DBInstances"]
+        if _has_tags(instance, wanted) and DRILL_TAG not in _tags(instance.get("TagList"))
+    ]
+    if len(matches) != 1:
+        names = ", ".join(str(m["DBInstanceIdentifier"]) for m in matches) or "none"
+        raise PreconditionError(
+            f"expected one instance tagged project={PROJECT}, stack={PROJECT}-{stack}; found {names}: "
+            "pass --instance to choose"
+        )
+    return _source(matches[0])
+
+
+def _has_tags(instance: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
+    tags = _tags(instance.get("TagList"))
+    return all(tags.get(key) == value for key, value in wanted.items())
+
+
+def drill_tags(source: SourceInstance, kind: str, run_id: str) -> list[dict[str, str]]:
+    """The source's project/stack/costCenter tags (so costs land on the stack) plus the drill's own."""
+    kept = {key: value for key, value in source.tags.items() if key in (PROJECT_TAG, STACK_TAG, "costCenter")}
+    kept.update({DRILL_TAG: run_id, DRILL_KIND_TAG: kind})
+    return [{"Key": key, "Value": value} for key, value in sorted(kept.items())]
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One AWS call, printed by a dry run and made by `--apply`."""
+
+    operation: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    why: str = ""
+
+    def render(self) -> str:
+        shown = ", ".join(f"{key}={_short(value)}" for key, value in self.params.items())
+        return f"rds.{self.operation}({shown})" + (f"  # {self.why}" if self.why else "")
+
+
+def _short(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "Key" in value[0]:
+        return "{" + ", ".join(f"{tag['Key']}={tag['Value']}" for tag in value) + "}"
+    return repr(value)
+
+
+def restore_call(
+    source: SourceInstance,
+    target: str,
+    tags: list[dict[str, str]],
+    *,
+    restore_time: dt.datetime | None = None,
+    snapshot: str | None = None,
+) -> PlannedCall:
+    """The restore, with the stack's subnet group, security groups and parameter group passed explicitly."""
+    common: dict[str, Any] = {
+        "DBSubnetGroupName": source.subnet_group,
+        "VpcSecurityGroupIds": list(source.security_group_ids),
+        "DBParameterGroupName": source.parameter_group,
+        "DBInstanceClass": source.instance_class,
+        "MultiAZ": False,  # a drill copy needs no standby
+        "PubliclyAccessible": False,
+        "DeletionProtection": False,
+        "EnableIAMDatabaseAuthentication": source.iam_auth,
+        "CopyTagsToSnapshot": True,
+        "Tags": tags,
+    }
+    if snapshot:
+        params = {"DBInstanceIdentifier": target, "DBSnapshotIdentifier": snapshot, **common}
+        return PlannedCall("restore_db_instance_from_db_snapshot", params, f"copy of {source.identifier}")
+    when: dict[str, Any] = {"RestoreTime": restore_time} if restore_time else {"UseLatestRestorableTime": True}
+    params = {"SourceDBInstanceIdentifier": source.identifier, "TargetDBInstanceIdentifier": target, **when, **common}
+    return PlannedCall("restore_db_instance_to_point_in_time", params, f"copy of {source.identifier}")
+
+
+def check_restore_time(rds: Client, source: SourceInstance, restore_time: dt.datetime) -> None:
+    """Refuse a time outside the restorable window before asking AWS (which answers InvalidRestoreFault)."""
+    latest = source.latest_restorable_time
+    earliest: dt.datetime | None = None
+    backups = rds.describe_db_instance_automated_backups(DBInstanceIdentifier=source.identifier).get(
+        "DBInstanceAutomatedBackups", []
+    )
+    for backup in backups:
+        window = backup.get("RestoreWindow") or {}
+        earliest = window.get("EarliestTime") or earliest
+        latest = window.get("LatestTime") or latest
+    if latest is not None and restore_time > latest:
+        raise PreconditionError(
+            f"--restore-time {restore_time.isoformat()} is after the latest restorable time {latest.isoformat()} "
+            f"of {source.identifier}; pick an earlier time or omit it for the latest"
+        )
+    if earliest is not None and restore_time < earliest:
+        raise PreconditionError(
+            f"--restore-time {restore_time.isoformat()} is before the earliest restorable time "
+            f"{earliest.isoformat()} of {source.identifier} (backup retention)"
+        )
+
+
+def call(rds: Client, planned: PlannedCall) -> dict[str, Any]:
+    """Make a planned call; AWS errors become RdsDrillError naming the operation and AWS's reason."""
+    try:
+        result: dict[str, Any] = getattr(rds, planned.operation)(**planned.params)
+    except rds.exceptions.ClientError as error:
+        details = error.response.get("Error", {})
+        raise RdsDrillError(
+            f"{planned.operation} refused: {details.get('Code', 'error')}: {details.get('Message', error)}"
+        ) from error
+    return result
+
+
+def wait_available(
+    rds: Client,
+    identifier: str,
+    say: Say,
+    *,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float = 3 * 3600,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll until `identifier` is available, saying its status as it changes; explicit limits, like a waiter's."""
+    deadline = time.monotonic() + timeout_seconds
+    started = time.monotonic()
+    last = ""
+    while True:
+        try:
+            instance: dict[str, Any] = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+        except rds.exceptions.DBInstanceNotFoundFault:
+            instance = {"DBInstanceStatus": "not-yet-visible"}
+        status = str(instance.get("DBInstanceStatus"))
+        if status != last:
+            say(f"{identifier}: {status} after {time.monotonic() - started:.0f} s")
+            last = status
+        if status == "available":
+            return instance
+        if status in TERMINAL_STATES:
+            raise RdsDrillError(f"{identifier} went to {status!r}; it will not become available by itself")
+        if time.monotonic() >= deadline:
+            raise RdsDrillError(f"{identifier} not available after {timeout_seconds:.0f} s (last status {status})")
+        sleep(poll_seconds)
+
+
+def drill_instances(rds: Client, run_id: str) -> list[str]:
+    """Instances carrying this run's drill tag (what teardown may delete)."""
+    return [
+        str(instance["DBInstanceIdentifier"])
+        for page in rds.get_paginator("describe_db_instances").paginate()
+        for instance in page["DBInstances"]
+        if _tags(instance.get("TagList")).get(DRILL_TAG) == run_id
+    ]
+
+
+def delete_drill_instance(rds: Client, identifier: str, run_id: str) -> bool:
+    """Delete `identifier` if, and only if, it carries this run's drill tag; False when it is already gone."""
+    try:
+        instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    except rds.exceptions.DBInstanceNotFoundFault:
+        return False
+    tag = _tags(instance.get("TagList")).get(DRILL_TAG)
+    if tag != run_id:
+        raise RdsDrillError(f"refusing to delete {identifier}: its {DRILL_TAG} tag is {tag!r}, not this run's {run_id}")
+    if instance.get("DBInstanceStatus") == "deleting":
+        return True
+    rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+    return True

@@ -1,0 +1,138 @@
+"""What the two drill scripts share: arguments, exit codes, logging, signals and the report on every exit."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+from temporaldb.drills.report import DrillReport
+
+EXIT_OK: Final = 0
+EXIT_USAGE: Final = 2
+EXIT_CONNECTIVITY: Final = 3
+EXIT_REFUSED: Final = 4
+EXIT_FAILED: Final = 5
+EXIT_CODES_HELP: Final = (
+    "Exit codes: 0 verified (or dry run planned), 2 usage, 3 cannot reach AWS or the database, "
+    "4 a precondition refused the drill before any change, 5 the drill failed (teardown ran; see the report)."
+)
+
+
+class Refused(Exception):  # noqa: N818 (reads as what happened: `except Refused`)
+    """A precondition failed before the first change."""
+
+
+class Unreachable(Exception):  # noqa: N818
+    """AWS or a database could not be reached."""
+
+
+def say(message: str) -> None:
+    """Progress and logs go to stderr; stdout carries only the result."""
+    print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {message}", file=sys.stderr, flush=True)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--apply", action="store_true", help="act; without it, print the plan and change nothing")
+    parser.add_argument("--local", action="store_true", help="run the drill on local PostgreSQL servers, no AWS")
+    parser.add_argument("--stack", help="the stack whose instance to drill (found by its tags), e.g. dev")
+    parser.add_argument("--instance", help="the source RDS instance identifier (instead of --stack)")
+    parser.add_argument("--region", help="AWS region (default: the AWS configuration's)")
+    parser.add_argument("--endpoint-url", help="AWS endpoint, e.g. an emulator at http://127.0.0.1:5000")
+    parser.add_argument(
+        "--run-id", type=_run_id, help="reuse a dry run's id (the copy's name and address follow it, for a tunnel)"
+    )
+    parser.add_argument("--report", type=Path, help="write the JSON report here (also on failure)")
+    parser.add_argument("--work-dir", type=Path, help="--local: where the servers live (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="--local: keep the servers' folders for inspection")
+    parser.add_argument("--secret-id", help="secret holding the SQL login (default: the stack's analyst secret)")
+    parser.add_argument("--db-host", help="connect here instead of the instance address (an SSM tunnel)")
+    parser.add_argument("--db-port", type=int, help="with --db-host: the tunnel's local port")
+    parser.add_argument("--copy-db-host", help="reach the drill's copy here (a second tunnel)")
+    parser.add_argument("--copy-db-port", type=int, help="with --copy-db-host: that tunnel's local port")
+    parser.add_argument("--database", default="nba_temporal", help="database to verify (default nba_temporal)")
+    parser.add_argument("--poll-seconds", type=float, default=30.0, help="seconds between status polls")
+    parser.add_argument("--timeout-minutes", type=float, default=180.0, help="give up waiting after this long")
+
+
+def _run_id(text: str) -> str:
+    if not re.fullmatch(r"\d{8}t\d{6}-[0-9a-f]{4}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run id such as 20261126t041500-a1b2")
+    return text
+
+
+def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.local and not (args.stack or args.instance):
+        parser.error("name the source: --stack STACK or --instance IDENTIFIER (or use --local)")
+    if args.db_port is not None and not args.db_host:
+        parser.error("--db-port needs --db-host")
+    if args.copy_db_port is not None and not args.copy_db_host:
+        parser.error("--copy-db-port needs --copy-db-host")
+
+
+def aws_clients(args: argparse.Namespace, *services: str) -> list[Any]:
+    import boto3  # noqa: PLC0415 (only the AWS mode needs it)
+
+    session = boto3.session.Session(region_name=args.region)
+    return [session.client(service, endpoint_url=args.endpoint_url) for service in services]
+
+
+def _interrupt_on_sigterm() -> None:
+    """A scheduler's SIGTERM tears down like Ctrl-C does."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def execute(report: DrillReport, body: Callable[[], None], report_path: Path | None) -> int:
+    """Run the drill; map what stopped it to an exit code; write the report whatever happened."""
+    import botocore.exceptions  # noqa: PLC0415
+    import psycopg  # noqa: PLC0415
+
+    from temporaldb.drills import rds  # noqa: PLC0415
+
+    _interrupt_on_sigterm()
+    code = EXIT_OK
+    try:
+        body()
+    except (Refused, rds.PreconditionError) as error:
+        code = _fail(report, "refused", error, EXIT_REFUSED)
+    except (
+        Unreachable,
+        botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.NoCredentialsError,
+        psycopg.OperationalError,
+    ) as error:
+        code = _fail(report, "unreachable", error, EXIT_CONNECTIVITY if not _changed(report) else EXIT_FAILED)
+    except KeyboardInterrupt as error:
+        code = _fail(report, "interrupted", error, EXIT_FAILED)
+    except Exception as error:
+        code = _fail(report, "failed", error, EXIT_FAILED)
+    if code == EXIT_OK and report.applied and not report.verified:
+        code = EXIT_FAILED
+    if report_path is not None:
+        report.write(report_path)
+        say(f"report written to {report_path}")
+    return code
+
+
+def _changed(report: DrillReport) -> bool:
+    """Whether a stage that changes something has started (then it is a failed drill, not a connectivity refusal)."""
+    return any(stage.name not in ("preconditions", "record_facts") for stage in report.stages)
+
+
+def _fail(report: DrillReport, what: str, error: BaseException, code: int) -> int:
+    if report.error is None:
+        report.error = str(error) or type(error).__name__
+    say(f"drill {what}: {report.error}" + (f" (stage {report.failed_stage})" if report.failed_stage else ""))
+    if report.torn_down:
+        say(f"torn down: {', '.join(report.torn_down)}")
+    return code
