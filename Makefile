@@ -48,7 +48,7 @@ lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) ## mypy --strict on components/, infra/, temporaldb/
+typecheck: $(STAMP) ## mypy --strict on components/, infra/, temporaldb/, runbooks/
 	$(BIN)/mypy
 
 pytest: $(STAMP) $(PG15_BIN)/pg_ctl ## the test suite only

@@ -115,7 +115,10 @@ class SportDatabase(pulumi.ComponentResource):
                 sslmode=args.sslmode,
                 connect_timeout_seconds=args.connect_timeout_seconds,
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[database, *grants, *extensions, *args.migrate_after]),
+            # A re-created database is empty: replacing the schema resource with it migrates the new one.
+            pulumi.ResourceOptions(
+                parent=self, depends_on=[database, *grants, *extensions, *args.migrate_after], replace_with=[database]
+            ),
         )
         self._object_grants(schema)
         self._default_privileges(schema)

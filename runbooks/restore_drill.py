@@ -118,8 +118,7 @@ def _local(args: argparse.Namespace, report: DrillReport) -> None:
     except local_restore.DrillError as error:
         report.stages = [_stage(record) for record in error.stages]
         report.failed_stage = error.stage
-        if error.drill_dir is not None and not args.keep:
-            report.torn_down.append(f"local drill folder {error.drill_dir}")
+        _note_teardown(report, error.drill_dir)
         raise
     report.stages = [_stage(record) for record in result.stages]
     report.verified = result.verified
@@ -127,8 +126,17 @@ def _local(args: argparse.Namespace, report: DrillReport) -> None:
     report.rpo_seconds = result.rpo_seconds
     report.details = result.to_dict()
     report.failed_stage = next((stage.name for stage in result.stages if not stage.ok), None)
-    if not result.kept:
-        report.torn_down.append(f"local drill folder {result.drill_dir} (source and restored clusters)")
+    _note_teardown(report, result.drill_dir)
+
+
+def _note_teardown(report: DrillReport, drill_dir: Path | None) -> None:
+    """Say what is gone only if it is: a teardown that could not stop a server keeps its folder."""
+    if drill_dir is None:
+        return
+    if drill_dir.exists():
+        report.details["left_behind"] = str(drill_dir)
+    else:
+        report.torn_down.append(f"local drill folder {drill_dir} (source and restored clusters)")
 
 
 def _stage(record: StageRecord) -> StageResult:

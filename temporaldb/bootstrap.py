@@ -154,19 +154,24 @@ def _ensure_role(
 
 
 def _ensure_membership(connection: Connection, login: str, group: str, note: Callable[[str], None]) -> None:
-    """`login` is in `group` and in no other group of the model."""
+    """`login` is in `group` (inheriting it, and allowed to SET ROLE to it) and in no other group of the model."""
+    modern = int(connection.info.server_version) >= 160000
+    options = "m.inherit_option and m.set_option" if modern else "true"
     rows = connection.execute(
-        "select g.rolname from pg_auth_members m join pg_roles g on g.oid = m.roleid "
+        f"select g.rolname, {options} from pg_auth_members m join pg_roles g on g.oid = m.roleid "
         "join pg_roles u on u.oid = m.member where u.rolname = %s",
         (login,),
     ).fetchall()
-    current = {str(row[0]) for row in rows}
-    for other in sorted(current & {g.name for g in roles.GROUPS} - {group}):
+    current = {str(name): bool(complete) for name, complete in rows}
+    for other in sorted(current.keys() & {g.name for g in roles.GROUPS} - {group}):
         connection.execute(sql.SQL("revoke {} from {}").format(sql.Identifier(other), sql.Identifier(login)))
         note(f"removed {login} from {other}")
-    if group not in current:
-        connection.execute(sql.SQL("grant {} to {}").format(sql.Identifier(group), sql.Identifier(login)))
-        note(f"granted {group} to {login}")
+    if current.get(group):
+        return
+    # PostgreSQL 16 grants membership with options; the migrator must SET ROLE, everyone inherits.
+    with_options = sql.SQL(" with inherit true, set true") if modern else sql.SQL("")
+    connection.execute(sql.SQL("grant {} to {}{}").format(sql.Identifier(group), sql.Identifier(login), with_options))
+    note(f"granted {group} to {login}")
 
 
 def _ensure_database(connection: Connection, name: str, note: Callable[[str], None]) -> None:

@@ -533,6 +533,9 @@ class _Loader:
             self.connection.execute("select nba_load.drop_event_key()")
             target = "nba.play_by_play"
         else:
+            # A first load killed between dropping and restoring the key cannot leave it dropped (one
+            # transaction), but a hand-run drop_event_key could: the merge below needs the key.
+            self.connection.execute("select nba_load.restore_event_key()")
             self.connection.execute("create temp table stage_events (like nba.play_by_play) on commit drop")
             target = "stage_events"
         lines = _Lines(path)

@@ -151,17 +151,26 @@ def migrate(conninfo: str, folder: Path | None = None) -> MigrationResult:
 
 
 def _become_owner(connection: psycopg.Connection[tuple[object, ...]]) -> str:
-    """`SET LOCAL ROLE` to the owner group where the model is in place; the role the migrations run as."""
-    # PostgreSQL 16 split membership from the right to SET ROLE (an RDS master holds only ADMIN on roles it made).
+    """`SET LOCAL ROLE` to the owner group where the model is in place; the role the migrations run as.
+
+    The model is in place when the owner group may create in this database. Then
+    migrating as anyone else would leave objects without the model's grants, so
+    a connecting role that cannot SET ROLE to the group is refused.
+    """
     row = connection.execute(
-        # A database outside the model (its owner group may not create there) migrates as whoever connects.
-        "select exists (select from pg_roles where rolname = %s and case"
+        "select has_database_privilege(oid, current_database(), 'CREATE'), case"
+        # PostgreSQL 16 split membership from the right to SET ROLE (an RDS master holds only ADMIN on its roles).
         " when current_setting('server_version_num')::int >= 160000 then pg_has_role(current_user, oid, 'SET')"
-        " else pg_has_role(current_user, oid, 'MEMBER') end"
-        " and has_database_privilege(oid, current_database(), 'CREATE'))",
+        " else pg_has_role(current_user, oid, 'MEMBER') end, current_user"
+        " from pg_roles where rolname = %s",
         (OWNER_GROUP,),
     ).fetchone()
-    if row and row[0]:
+    if row is not None and row[0]:
+        if not row[1]:
+            raise MigrationError(
+                f"this database belongs to the role model, but {row[2]} cannot SET ROLE {OWNER_GROUP}: migrate as "
+                f"the migrator login, or grant {OWNER_GROUP} to {row[2]} (with SET TRUE on PostgreSQL 16 and later)"
+            )
         connection.execute(f"set local role {OWNER_GROUP}")
     current = connection.execute("select current_user").fetchone()
     return str(current[0]) if current else ""

@@ -52,6 +52,7 @@ class Registration:
     dependencies: tuple[str, ...]
     ignore_changes: tuple[str, ...] = ()
     delete_before_replace: bool = False
+    replace_with: tuple[str, ...] = ()
     plain_strings: frozenset[str] = frozenset()
     """Every string in the inputs as sent to the engine, except those inside a secret."""
 
@@ -190,6 +191,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 dependencies=tuple(request.dependencies),
                 ignore_changes=tuple(request.ignoreChanges),
                 delete_before_replace=bool(request.deleteBeforeReplace),
+                replace_with=tuple(request.replace_with),
                 plain_strings=frozenset(_plain_strings(request.object)),
             )
         )

@@ -12,6 +12,7 @@ import pytest
 from temporaldb.migrate import default_migrations_dir, migrate
 from temporaldb.preview import ProgramRun, run_program
 from temporaldb.stackconfig import ProjectFiles, load_stack_config
+from tests import drill_fixtures
 from tests.pgservers import ThrowawayServer, available_majors, start_throwaway_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -87,3 +88,19 @@ def migrations(tmp_path: Path) -> Path:
     folder = tmp_path / "migrations"
     shutil.copytree(default_migrations_dir(), folder)
     return folder
+
+
+# --- the AWS emulator, for the drills ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[str]:
+    """moto in server mode on a free port: the drills talk to it over HTTP, as to AWS."""
+    with drill_fixtures.emulator() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region, so boto3 never looks for real ones."""
+    drill_fixtures.set_credentials(monkeypatch)

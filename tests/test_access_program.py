@@ -278,6 +278,7 @@ def test_schema_resource_applies_the_planned_files_as_the_migrator(any_run: Prog
     needs |= {g.urn for (_, _, kind), g in grants(any_run).items() if kind == "database"}
     needs |= {e.urn for e in any_run.of_type(EXTENSION)}
     assert needs <= set(schema.dependencies)
+    assert schema.replace_with == (any_run.one(DATABASE).urn,)  # a re-created database gets migrated
 
 
 def test_no_password_in_plain_text_anywhere(any_run: ProgramRun) -> None:

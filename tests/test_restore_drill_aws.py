@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,60 +17,17 @@ import boto3
 import psycopg
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 from psycopg.conninfo import make_conninfo
 
 from runbooks import restore_drill
-from temporaldb.bootstrap import bootstrap
 from temporaldb.drills import aws_restore, rds
 from temporaldb.drills.report import DrillReport
-from temporaldb.drills.runbook import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
-from temporaldb.load import load_directory
-from tests.nbadata import write_league
-from tests.pgservers import ThrowawayServer, start_throwaway_server
-from tests.test_load import HAND_MADE
+from temporaldb.drills.runbook import EXIT_CONNECTIVITY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from tests.drill_fixtures import REGION, SOURCE, STACK_TAGS, Stack, league_server, make_stack, remove_stack
+from tests.drill_fixtures import instances as _instances
+from tests.pgservers import ThrowawayServer
 
-REGION = "us-east-1"
-SOURCE = "temporaldb-dev"
-STACK_TAGS = [
-    {"Key": "project", "Value": "temporaldb"},
-    {"Key": "stack", "Value": "temporaldb-dev"},
-    {"Key": "costCenter", "Value": "sports-analytics"},
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-
-
-def _league_server(base: Path) -> ThrowawayServer:
-    """A real PostgreSQL with the role model and a small league loaded as etl."""
-    server = start_throwaway_server(18, base)
-    bootstrap(server.dsn, ["nba"])
-    etl = make_conninfo(server.dsn, dbname="nba_temporal", user="etl")
-    load_directory(etl, write_league(server.root_dir / "league", HAND_MADE))
-    return server
+pytestmark = pytest.mark.usefixtures("aws_credentials")
 
 
 @dataclass
@@ -84,9 +40,9 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    source = _league_server(tmp_path_factory.mktemp("drill-source"))
+    source = league_server(tmp_path_factory.mktemp("drill-source"))
     try:
-        copy = _league_server(tmp_path_factory.mktemp("drill-copy"))
+        copy = league_server(tmp_path_factory.mktemp("drill-copy"))
         try:
             yield Servers(source, copy)
         finally:
@@ -95,67 +51,12 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         source.stop()
 
 
-@dataclass
-class Stack:
-    endpoint: str
-    rds: Any
-    subnet_group: str
-    security_group: str
-    parameter_group: str
-
-
 @pytest.fixture
 def stack(emulator: str) -> Iterator[Stack]:
     """The dev stack's instance as Pulumi would leave it, in a fresh emulator state."""
-    boto3.client("s3", endpoint_url=emulator).list_buckets()  # the server answers
-    ec2 = boto3.client("ec2", endpoint_url=emulator)
-    client = boto3.client("rds", endpoint_url=emulator)
-    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{n}.0/24", AvailabilityZone=f"{REGION}{zone}")["Subnet"][
-            "SubnetId"
-        ]
-        for n, zone in ((0, "a"), (1, "b"))
-    ]
-    group = ec2.create_security_group(GroupName=f"db-{vpc}", Description="5432", VpcId=vpc)["GroupId"]
-    client.create_db_subnet_group(
-        DBSubnetGroupName=f"subnets-{vpc}", DBSubnetGroupDescription="stack", SubnetIds=subnets
-    )
-    client.create_db_parameter_group(
-        DBParameterGroupName=f"params-{vpc}", DBParameterGroupFamily="postgres17", Description="stack"
-    )
-    client.create_db_instance(
-        DBInstanceIdentifier=SOURCE,
-        Engine="postgres",
-        EngineVersion="17.4",
-        DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20,
-        MasterUsername="temporaldb_admin",
-        MasterUserPassword="not-used-by-the-drill",
-        DBSubnetGroupName=f"subnets-{vpc}",
-        VpcSecurityGroupIds=[group],
-        DBParameterGroupName=f"params-{vpc}",
-        BackupRetentionPeriod=7,
-        Tags=STACK_TAGS,
-    )
-    secrets = boto3.client("secretsmanager", endpoint_url=emulator)
-    name = f"temporaldb-dev/analyst-{vpc}"
-    secrets.create_secret(Name=name, SecretString=json.dumps({"username": "analyst", "password": "unused"}))
-    yield Stack(emulator, client, f"subnets-{vpc}", group, f"params-{vpc}")
-    for instance in client.describe_db_instances()["DBInstances"]:
-        client.delete_db_instance(DBInstanceIdentifier=instance["DBInstanceIdentifier"], SkipFinalSnapshot=True)
-    secrets.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
-
-
-VOLATILE = ("LatestRestorableTime",)  # moto answers "now"
-
-
-def _instances(client: Any) -> dict[str, dict[str, Any]]:
-    """Every instance's description, without the fields that change by themselves."""
-    return {
-        i["DBInstanceIdentifier"]: {key: value for key, value in i.items() if key not in VOLATILE}
-        for i in client.describe_db_instances()["DBInstances"]
-    }
+    made = make_stack(emulator)
+    yield made
+    remove_stack(made)
 
 
 def _args(stack: Stack, database: Servers, *extra: str) -> list[str]:
@@ -223,14 +124,17 @@ def test_apply_restores_with_the_stacks_groups_verifies_and_deletes_only_its_cop
     assert remaining[SOURCE] == source_before
     assert report["verified"] is True
     assert report["rto_seconds"] > 0
-    assert report["rpo_seconds"] >= 0
+    assert 0 <= report["rpo_seconds"] < 60  # moto's LatestRestorableTime is "now"
     assert report["failed_stage"] is None
     assert [s["name"] for s in report["stages"]] == [
         "preconditions", "record_facts", "wait_restorable", "restore", "wait_available", "verify", "teardown",
     ]  # fmt: skip
     assert all(stage["ok"] and stage["started_at"] and stage["ended_at"] for stage in report["stages"])
-    assert report["torn_down"] == [f"rds instance {report['details']['drill_instance']}"]
-    assert report["details"]["facts_after"] == report["details"]["facts_before"]
+    assert report["torn_down"] == [f"rds instance {report['details']['drill_instance']} (deleted)"]
+    facts = [
+        {k: v for k, v in report["details"][key].items() if k != "taken_at"} for key in ("facts_before", "facts_after")
+    ]
+    assert facts[0] == facts[1]
 
 
 def _main_with_hook(event: str, hook: Any, argv: list[str]) -> int:
@@ -278,7 +182,7 @@ def test_a_failure_mid_drill_still_tears_down(stack: Stack, database: Servers, i
             connection.execute("delete from nba.teams where team_id = 99")
     assert report.failed_stage == "verify"
     assert set(_instances(stack.rds)) == {SOURCE}
-    assert report.torn_down == [f"rds instance {report.details['drill_instance']}"]
+    assert report.torn_down == [f"rds instance {report.details['drill_instance']} (deleted)"]
     assert report.stages[-1].name == "teardown"
     assert report.stages[-1].ok is True
     if interruption == "mismatch":
@@ -311,15 +215,54 @@ def test_teardown_refuses_an_instance_without_this_runs_tag(stack: Stack) -> Non
     assert SOURCE in _instances(stack.rds)
 
 
-def test_a_failed_drill_writes_a_report_naming_the_stage(stack: Stack, database: Servers, tmp_path: Path) -> None:
-    """The analyst's database does not exist on the copy: verify fails, the copy is deleted, exit 5."""
+def test_an_unreachable_source_database_is_a_connectivity_failure(
+    stack: Stack, database: Servers, tmp_path: Path
+) -> None:
+    """Nothing was created yet: exit 3, a report naming the stage, and no teardown needed."""
     path = tmp_path / "r.json"
     code = restore_drill.main(_args(stack, database, "--apply", "--report", str(path), "--database", "nope"))
-    assert code == EXIT_FAILED
+    assert code == EXIT_CONNECTIVITY
     report = json.loads(path.read_text())
     assert report["failed_stage"] == "record_facts"
-    assert report["verified"] is False
+    assert report["changed"] is False
+    assert report["torn_down"] == []
+    assert report["stages"][-1] == {**report["stages"][-1], "name": "teardown", "detail": "nothing was created"}
     assert set(_instances(stack.rds)) == {SOURCE}
+
+
+def test_an_unreachable_copy_fails_the_drill_and_deletes_the_copy(
+    stack: Stack, database: Servers, tmp_path: Path
+) -> None:
+    path = tmp_path / "r.json"
+    argv = _args(stack, database, "--apply", "--report", str(path))
+    argv[argv.index("--copy-db-host") + 1] = str(tmp_path / "no-server-here")
+    assert restore_drill.main(argv) == EXIT_FAILED
+    report = json.loads(path.read_text())
+    assert report["failed_stage"] == "verify"
+    assert report["changed"] is True
+    assert report["torn_down"] == [f"rds instance {report['details']['drill_instance']} (deleted)"]
+    assert set(_instances(stack.rds)) == {SOURCE}
+
+
+def test_a_reused_run_id_is_refused_before_anything_is_touched(stack: Stack, database: Servers, tmp_path: Path) -> None:
+    """Teardown deletes what carries the run's tag, so a run id already in use must stop the drill."""
+    run_id = "20261126t041500-abcd"
+    stack.rds.create_db_instance(
+        DBInstanceIdentifier="earlier-copy",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="x",
+        MasterUserPassword="y" * 12,
+        Tags=[{"Key": rds.DRILL_TAG, "Value": run_id}],
+    )
+    before = _instances(stack.rds)
+    path = tmp_path / "r.json"
+    assert restore_drill.main(_args(stack, database, "--apply", "--run-id", run_id, "--report", str(path))) == (
+        EXIT_REFUSED
+    )
+    assert _instances(stack.rds) == before
+    assert "already carry temporaldb:drill=20261126t041500-abcd" in json.loads(path.read_text())["error"]
 
 
 # --- real AWS behaviour the emulator does not have: botocore stubs of documented responses -------------------
@@ -342,6 +285,8 @@ def _described(status: str = "available") -> dict[str, Any]:
                 "DBParameterGroups": [{"DBParameterGroupName": "params", "ParameterApplyStatus": "in-sync"}],
                 "Endpoint": {"Address": "temporaldb-dev.c0ffee.us-east-1.rds.amazonaws.com", "Port": 5432},
                 "LatestRestorableTime": LATEST,
+                "DbiResourceId": "db-LIVE",
+                "BackupRetentionPeriod": 7,
                 "TagList": STACK_TAGS,
             }
         ]
@@ -364,9 +309,25 @@ def test_a_restore_time_outside_the_window_is_refused_before_any_call(moment: dt
     client, stubber = _stubbed()
     stubber.add_response("describe_db_instances", _described(), {"DBInstanceIdentifier": SOURCE})
     stubber.add_response("describe_db_instances", _described(), {"DBInstanceIdentifier": SOURCE})
+    stubber.add_response("describe_db_instances", {"DBInstances": []}, {})  # no instance carries the run id
+    stubber.add_response("describe_db_snapshots", {"DBSnapshots": []}, {"SnapshotType": "manual"})
+    live = {
+        "Status": "active",
+        "DbiResourceId": "db-LIVE",
+        "RestoreWindow": {"EarliestTime": EARLIEST, "LatestTime": LATEST},
+    }
+    # A deleted namesake's retained backups have a window of their own, which must not count.
+    retained = {
+        "Status": "retained",
+        "DbiResourceId": "db-GONE",
+        "RestoreWindow": {
+            "EarliestTime": EARLIEST - dt.timedelta(days=30),
+            "LatestTime": LATEST + dt.timedelta(days=1),
+        },
+    }
     stubber.add_response(
         "describe_db_instance_automated_backups",
-        {"DBInstanceAutomatedBackups": [{"RestoreWindow": {"EarliestTime": EARLIEST, "LatestTime": LATEST}}]},
+        {"DBInstanceAutomatedBackups": [live, retained] if message.startswith("after") else [retained, live]},
         {"DBInstanceIdentifier": SOURCE},
     )
     with stubber, pytest.raises(rds.PreconditionError, match=message):

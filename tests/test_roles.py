@@ -18,7 +18,7 @@ from psycopg.conninfo import make_conninfo
 from temporaldb import roles
 from temporaldb.bootstrap import BootstrapResult, bootstrap
 from temporaldb.load import load_directory
-from temporaldb.migrate import default_migrations_dir, migrate, read_migrations
+from temporaldb.migrate import MigrationError, default_migrations_dir, migrate, read_migrations
 from tests.nbadata import write_league
 from tests.pgservers import ThrowawayServer, available_majors, start_throwaway_server
 from tests.test_load import HAND_MADE, KOBE
@@ -313,3 +313,15 @@ def test_a_database_migrated_before_the_model_is_adopted(model: Bootstrapped, tm
     assert foreign == 0
     summary = load_directory(model.dsn("etl", legacy), write_league(tmp_path / "l", HAND_MADE))
     assert summary.rows["events"] == len(HAND_MADE.events)
+
+
+def test_a_membership_without_set_is_repaired_and_never_migrated_around(model: Bootstrapped, migrations: Path) -> None:
+    """PostgreSQL 16+: a member that cannot SET ROLE would create objects outside the model; both guards hold."""
+    with psycopg.connect(model.server.dsn, autocommit=True) as admin:
+        admin.execute("revoke temporal_migrator from migrator")
+        admin.execute("grant temporal_migrator to migrator with set false")
+    with pytest.raises(MigrationError, match="migrator cannot SET ROLE temporal_migrator"):
+        migrate(model.dsn("migrator", NBA), migrations)
+    repaired = bootstrap(model.server.dsn, ("nba",))  # nfl carries a test migration by now
+    assert "granted temporal_migrator to migrator" in repaired.changes
+    assert migrate(model.dsn("migrator", NBA), migrations).role == roles.OWNER_GROUP

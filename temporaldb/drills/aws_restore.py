@@ -45,6 +45,8 @@ class SqlAccess:
     """Reach the drill's copy here instead of its address (a second tunnel)."""
     copy_port: int | None = None
     sslmode: str = "require"
+    application_name: str = APPLICATION_NAME
+    """Shown in pg_stat_activity (the upgrade drill names itself)."""
 
     def dsn(self, address: str, port: int, *, copy: bool = False) -> str:
         host, override = (self.copy_host, self.copy_port) if copy else (self.host, self.port)
@@ -57,7 +59,7 @@ class SqlAccess:
             password=self.password or "",
             sslmode=self.sslmode,
             connect_timeout="15",
-            application_name=APPLICATION_NAME,
+            application_name=self.application_name,
         )
 
 
@@ -108,6 +110,9 @@ def plan(client: Any, options: RestoreOptions, run_id: str) -> tuple[rds.SourceI
     if status.get("DBInstanceStatus") != "available":
         raise rds.PreconditionError(f"{source.identifier} is {status.get('DBInstanceStatus')!r}, not available")
     target = rds.drill_identifier(source.identifier, KIND, run_id)
+    rds.refuse_reused_run(client, run_id)
+    if options.snapshot is None and source.backup_retention_days == 0:
+        raise rds.PreconditionError(f"{source.identifier} keeps no automated backups (retention 0): nothing to restore")
     if options.restore_time is not None:
         rds.check_restore_time(client, source, options.restore_time)
     if options.snapshot:
@@ -150,10 +155,11 @@ def run(
         for line in report.planned_calls:
             say(f"would call {line}")
         return
+    drill = _Drill(client, options, access, report, say, sleep, source, target)
     try:
-        _Drill(client, options, access, report, say, sleep, source, target).restore_and_verify(call)
+        drill.restore_and_verify(call)
     finally:
-        _teardown(client, report, say)
+        drill.teardown()
 
 
 @dataclass(frozen=True)
@@ -170,11 +176,13 @@ class _Drill:
     def restore_and_verify(self, call: rds.PlannedCall) -> None:
         report, say, source = self.report, self.say, self.source
         with report.stage("record_facts", say) as stage:
-            seen_at = utc_now()
             source_dsn = self.access.dsn(source.address, source.port)
             source_started_at = server_started_at(source_dsn)
-            facts = snapshot(source_dsn)
-            stage.detail = _summary(facts)
+            restorable = self._latest_restorable()
+            # Between loads, by the server's clock: RDS restores by the server's commit times.
+            facts = snapshot(source_dsn, between_loads=True)
+            seen_at = facts.taken_at or utc_now()
+            stage.detail = f"{_summary(facts)} at {iso(seen_at)}"
             report.details["facts_before"] = facts.to_dict()
         exact = self.options.restore_time is None and self.options.snapshot is None
         if exact:
@@ -186,6 +194,7 @@ class _Drill:
         restore_time = self.options.restore_time or seen_at
         with report.stage("restore", say) as stage:
             requested = time.perf_counter()
+            report.changed = True  # from here on, a failure leaves something to tear down
             rds.call(self.client, call)
             stage.detail = call.render()
         with report.stage("wait_available", say) as stage:
@@ -211,12 +220,32 @@ class _Drill:
             differences = compare(facts, copy) if exact else _schema_differences(facts, copy)
             report.details["differences"] = differences
             report.rto_seconds = round(time.perf_counter() - requested, 3)
-            if not self.options.snapshot:
-                report.rpo_seconds = round(max((seen_at - restore_time).total_seconds(), 0.0), 3)
+            report.rpo_seconds = _rpo(seen_at, restore_time if not exact else restorable, self.options.snapshot)
             if differences:
                 raise rds.RdsDrillError(f"the copy differs from the source: {'; '.join(differences[:5])}")
             report.verified = True
             stage.detail = ("matches the source exactly" if exact else "schema matches") + f"; {_summary(copy)}"
+
+    def _latest_restorable(self) -> dt.datetime | None:
+        described = self.client.describe_db_instances(DBInstanceIdentifier=self.source.identifier)
+        latest = described["DBInstances"][0].get("LatestRestorableTime")
+        return latest if isinstance(latest, dt.datetime) else None
+
+    def teardown(self) -> None:
+        """Delete the copy, and only it, once its restore was asked for; wait (bounded) until it is gone."""
+        with self.report.stage("teardown", self.say) as stage:
+            if not self.report.changed:
+                stage.detail = "nothing was created"
+                return
+            outcome = rds.delete_drill_instance(self.client, self.target, self.report.run_id, sleep=self.sleep)
+            if outcome == "already gone":
+                stage.detail = f"{self.target} did not exist"
+                return
+            gone = rds.wait_deleted(
+                self.client, self.target, self.say, poll_seconds=self.options.poll_seconds, sleep=self.sleep
+            )
+            self.report.torn_down.append(f"rds instance {self.target} ({'deleted' if gone else 'deleting'})")
+            stage.detail = ", ".join(self.report.torn_down)
 
     def _wait_restorable(self, moment: dt.datetime) -> None:
         """RDS restores to at most LatestRestorableTime, which trails the present by about five minutes."""
@@ -235,12 +264,16 @@ class _Drill:
             self.sleep(min(self.options.poll_seconds, 60.0))
 
 
-def _teardown(client: Any, report: DrillReport, say: Say) -> None:
-    with report.stage("teardown", say) as stage:
-        for identifier in rds.drill_instances(client, report.run_id):
-            if rds.delete_drill_instance(client, identifier, report.run_id):
-                report.torn_down.append(f"rds instance {identifier}")
-        stage.detail = ", ".join(report.torn_down) or "nothing to remove"
+def _rpo(seen_at: dt.datetime, restore_time: dt.datetime | None, snapshot_id: str | None) -> float | None:
+    """Data at risk: from the restore point to the latest write seen on the source.
+
+    In the default mode the copy is restored to the moment the facts were read,
+    so the figure is what RDS could restore to at that moment (LatestRestorableTime
+    trails it by about five minutes): what a failure then would have lost.
+    """
+    if snapshot_id or restore_time is None:
+        return None
+    return round(max((seen_at - restore_time).total_seconds(), 0.0), 3)
 
 
 def _schema_differences(expected: DatabaseFacts, actual: DatabaseFacts) -> list[str]:

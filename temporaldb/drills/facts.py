@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import psycopg
 from psycopg import sql
 
+from temporaldb.load import LOAD_LOCK_KEY
 from temporaldb.migrate import Migration, set_checksum
 from temporaldb.roles import DATA_SCHEMA
 
@@ -77,6 +78,8 @@ class DatabaseFacts:
     row_counts: dict[str, int]
     """Exact `count(*)` of every table of schema nba, keyed `nba.<table>`."""
     canaries: tuple[CanaryAnswer, ...]
+    taken_at: dt.datetime | None = field(default=None, compare=False)
+    """The server's clock inside the snapshot: the moment these facts describe (not compared)."""
 
     @property
     def questions(self) -> tuple[CanaryQuestion, ...]:
@@ -90,6 +93,7 @@ class DatabaseFacts:
             "schema_checksum": self.schema_checksum,
             "row_counts": dict(self.row_counts),
             "canaries": [answer.to_dict() for answer in self.canaries],
+            "taken_at": self.taken_at.isoformat() if self.taken_at else None,
         }
 
 
@@ -120,17 +124,23 @@ def snapshot(
     as_of: dt.datetime = CANARY_MOMENT,
     players: int = CANARY_PLAYERS,
     teams: int = CANARY_TEAMS,
+    between_loads: bool = False,
 ) -> DatabaseFacts:
     """The facts of the database `dsn` names, read in one repeatable-read, read-only transaction.
 
     Without `questions`, the canaries are the `players` players and `teams` teams with the most stat lines
     (ties by id), asked at `as_of`; pass another snapshot's `questions` to ask a second database the same.
+    `between_loads` waits for a running `temporaldb load` to commit and keeps the next one from starting
+    while the facts are read (the loader's advisory lock), so `taken_at` is a moment no load straddles.
     Needs only read access (the model's reader roles suffice).
     """
-    with psycopg.connect(dsn, connect_timeout=15) as connection:
+    with psycopg.connect(dsn, connect_timeout=15, autocommit=True) as connection:
+        if between_loads:
+            connection.execute("select pg_advisory_lock(%s)", (LOAD_LOCK_KEY,))
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         connection.read_only = True
         with connection.transaction():
+            clock = connection.execute("select clock_timestamp()").fetchone()
             rows = connection.execute(
                 "select version, name, checksum from temporaldb_meta.schema_migrations order by version"
             ).fetchall()
@@ -146,7 +156,8 @@ def snapshot(
             canaries = tuple(_ask(connection, question) for question in questions)
         database = connection.info.dbname
     version = max((migration.version for migration in applied), default=0)
-    return DatabaseFacts(database, version, set_checksum(applied), counts, canaries)
+    taken_at = clock[0] if clock and isinstance(clock[0], dt.datetime) else None
+    return DatabaseFacts(database, version, set_checksum(applied), counts, canaries, taken_at)
 
 
 def _busiest(

@@ -735,16 +735,55 @@ PRECHECK_DESCRIPTIONS: Final = {
 }
 
 
-def run_prechecks(cluster: DrillCluster, source_major: int, target_extensions: frozenset[str]) -> tuple[Precheck, ...]:
-    """The pre-checks, on the running source; every database that accepts connections is searched."""
-    run = _PrecheckRun(dict(PRECHECK_DESCRIPTIONS))
-    with cluster.connect() as server:
+Connect = Callable[[str], Connection]
+"""Opens a connection to the named database of the server under check (`DrillCluster.connect` is one)."""
+MAINTENANCE_DATABASE: Final = "postgres"
+UNKNOWN_EXTENSIONS_DESCRIPTION: Final = (
+    "no extension outside the model, PostGIS-family ones flagged (whether the target ships each is not checked: "
+    "its extension list is unknown here)"
+)
+
+
+def run_prechecks(
+    connect: Connect,
+    source_major: int,
+    target_extensions: frozenset[str] | None,
+    *,
+    refused_connection: str | None = None,
+) -> tuple[Precheck, ...]:
+    """The pre-checks, on the running server `connect` reaches; every database that accepts connections is searched.
+
+    `connect(database)` opens a connection as a role that can read the catalogs (the superuser locally, the master
+    user on RDS); the cluster-wide checks use the `postgres` database. `target_extensions` is what the target major
+    ships; None (unknown, as on RDS) skips that availability check but keeps the other extension findings.
+    `refused_connection` is the severity of the finding made for a database that refuses the connection (on RDS,
+    `rdsadmin` refuses the master user while AWS's own pg_upgrade reaches it); None lets the error propagate.
+    """
+    descriptions = dict(PRECHECK_DESCRIPTIONS)
+    if target_extensions is None:
+        descriptions["extensions"] = UNKNOWN_EXTENSIONS_DESCRIPTION
+    run = _PrecheckRun(descriptions)
+    with connect(MAINTENANCE_DATABASE) as server:
         _cluster_wide_checks(server, run)
         databases = [
             str(row[0]) for row in server.execute("select datname from pg_database where datallowconn order by datname")
         ]
     for database in databases:
-        with cluster.connect(database) as connection:
+        try:
+            connection = connect(database)
+        except psycopg.OperationalError as error:
+            if refused_connection is None:
+                raise
+            run.add(
+                "databases",
+                refused_connection,
+                database,
+                f"database {database} refused the connection: {_first_line(str(error).strip())}",
+                f"nothing if the service keeps {database} for itself (RDS: rdsadmin); otherwise grant CONNECT and "
+                "run the pre-checks again (pg_upgrade visits every database)",
+            )
+            continue
+        with connection:
             _database_checks(connection, database, source_major, target_extensions, run)
     return run.result()
 
@@ -793,7 +832,11 @@ def _cluster_wide_checks(server: Connection, run: _PrecheckRun) -> None:
 
 
 def _database_checks(
-    connection: Connection, database: str, source_major: int, target_extensions: frozenset[str], run: _PrecheckRun
+    connection: Connection,
+    database: str,
+    source_major: int,
+    target_extensions: frozenset[str] | None,
+    run: _PrecheckRun,
 ) -> None:
     type_checks = [
         ("reg_types", _REG_TYPES, "store the object's name as text instead, or drop the column"),
@@ -808,7 +851,7 @@ def _database_checks(
                 check, BLOCKER, database, f"column {column} of type {type_name}", f"in {database}, {column}: {remedy}"
             )
     for name, version in connection.execute("select extname, extversion from pg_extension order by 1"):
-        if name not in target_extensions:
+        if target_extensions is not None and name not in target_extensions:
             run.add(
                 "extensions",
                 BLOCKER,
@@ -1030,7 +1073,7 @@ class _Drill:
 
     def _prechecks(self) -> str:
         shipped = extensions_shipped(self.target.binaries)
-        self.prechecks = run_prechecks(self.source, self.source_major, shipped)
+        self.prechecks = run_prechecks(self.source.connect, self.source_major, shipped)
         findings = [finding for check in self.prechecks for finding in check.findings]
         blockers = [finding for finding in findings if finding.severity == BLOCKER]
         for finding in findings:

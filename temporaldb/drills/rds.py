@@ -1,9 +1,9 @@
 """The RDS side of the drills, with boto3: find the stack's instance, restore a tagged copy, wait, tear down.
 
 The drills never change the source instance. Every instance a drill creates
-carries the tag `temporaldb:drill = <run id>`, and teardown deletes an
-instance only after reading that tag back: a typo or a bug cannot delete
-anything else.
+carries the tag `temporaldb:drill = <run id>`; a run refuses to start when
+anything already carries its id, and teardown deletes only what this run
+asked for, after reading that tag back.
 
 AWS answers are plain dicts (botocore has no published stubs for this
 release); the few fields read are converted into typed values here.
@@ -60,6 +60,9 @@ class SourceInstance:
     latest_restorable_time: dt.datetime | None
     tags: Mapping[str, str]
     iam_auth: bool
+    resource_id: str = ""
+    """DbiResourceId: tells this instance's backups from those of an earlier instance of the same name."""
+    backup_retention_days: int = 0
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -96,6 +99,8 @@ def _source(instance: Mapping[str, Any]) -> SourceInstance:
         latest_restorable_time=instance.get("LatestRestorableTime"),
         tags=_tags(instance.get("TagList")),
         iam_auth=bool(instance.get("IAMDatabaseAuthenticationEnabled")),
+        resource_id=str(instance.get("DbiResourceId", "")),
+        backup_retention_days=int(instance.get("BackupRetentionPeriod") or 0),
     )
 
 
@@ -114,7 +119,9 @@ def find_source(rds: Client, *, identifier: str | None = None, stack: str | None
         instance
         for page in rds.get_paginator("describe_db_instances").paginate()
         for instance in page["DBInstances"]
-        if _has_tags(instance, wanted) and DRILL_TAG not in _tags(instance.get("TagList"))
+        if _has_tags(instance, wanted)
+        and DRILL_TAG not in _tags(instance.get("TagList"))
+        and not instance.get("ReadReplicaSourceDBInstanceIdentifier")  # replicas carry the stack's tags too
     ]
     if len(matches) != 1:
         names = ", ".join(str(m["DBInstanceIdentifier"]) for m in matches) or "none"
@@ -195,6 +202,9 @@ def check_restore_time(rds: Client, source: SourceInstance, restore_time: dt.dat
         "DBInstanceAutomatedBackups", []
     )
     for backup in backups:
+        # Only this instance's live backups: a deleted namesake's retained backups list their own window.
+        if backup.get("Status", "active") != "active" or not _same_instance(backup, source):
+            continue
         window = backup.get("RestoreWindow") or {}
         earliest = window.get("EarliestTime") or earliest
         latest = window.get("LatestTime") or latest
@@ -208,6 +218,11 @@ def check_restore_time(rds: Client, source: SourceInstance, restore_time: dt.dat
             f"--restore-time {restore_time.isoformat()} is before the earliest restorable time "
             f"{earliest.isoformat()} of {source.identifier} (backup retention)"
         )
+
+
+def _same_instance(backup: Mapping[str, Any], source: SourceInstance) -> bool:
+    owner = backup.get("DbiResourceId")
+    return not owner or not source.resource_id or owner == source.resource_id
 
 
 def call(rds: Client, planned: PlannedCall) -> dict[str, Any]:
@@ -253,26 +268,88 @@ def wait_available(
         sleep(poll_seconds)
 
 
-def drill_instances(rds: Client, run_id: str) -> list[str]:
-    """Instances carrying this run's drill tag (what teardown may delete)."""
-    return [
-        str(instance["DBInstanceIdentifier"])
+def tagged_with_run(rds: Client, run_id: str) -> list[str]:
+    """Instances and snapshots already carrying this run's drill tag (a reused --run-id must find none)."""
+    found = [
+        f"instance {instance['DBInstanceIdentifier']}"
         for page in rds.get_paginator("describe_db_instances").paginate()
         for instance in page["DBInstances"]
         if _tags(instance.get("TagList")).get(DRILL_TAG) == run_id
     ]
+    found += [
+        f"snapshot {snapshot['DBSnapshotIdentifier']}"
+        for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual")
+        for snapshot in page["DBSnapshots"]
+        if _tags(snapshot.get("TagList")).get(DRILL_TAG) == run_id
+    ]
+    return found
 
 
-def delete_drill_instance(rds: Client, identifier: str, run_id: str) -> bool:
-    """Delete `identifier` if, and only if, it carries this run's drill tag; False when it is already gone."""
-    try:
-        instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
-    except rds.exceptions.DBInstanceNotFoundFault:
-        return False
-    tag = _tags(instance.get("TagList")).get(DRILL_TAG)
-    if tag != run_id:
-        raise RdsDrillError(f"refusing to delete {identifier}: its {DRILL_TAG} tag is {tag!r}, not this run's {run_id}")
-    if instance.get("DBInstanceStatus") == "deleting":
-        return True
-    rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
-    return True
+def refuse_reused_run(rds: Client, run_id: str) -> None:
+    """Teardown deletes what carries the run's tag: nothing may carry it before the run starts."""
+    found = tagged_with_run(rds, run_id)
+    if found:
+        raise PreconditionError(f"{', '.join(found)} already carry {DRILL_TAG}={run_id}: use a new run id")
+
+
+def delete_drill_instance(
+    rds: Client,
+    identifier: str,
+    run_id: str,
+    *,
+    poll_seconds: float = 15.0,
+    timeout_seconds: float = 15 * 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Delete `identifier` if, and only if, it carries this run's drill tag; returns what became of it.
+
+    An instance still being created, modified or backed up refuses deletion
+    (InvalidDBInstanceState): retry until RDS accepts, within the limits.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+        except rds.exceptions.DBInstanceNotFoundFault:
+            return "already gone"
+        tag = _tags(instance.get("TagList")).get(DRILL_TAG)
+        if tag != run_id:
+            raise RdsDrillError(
+                f"refusing to delete {identifier}: its {DRILL_TAG} tag is {tag!r}, not this run's {run_id}"
+            )
+        if instance.get("DBInstanceStatus") == "deleting":
+            return "deleting"
+        try:
+            rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+        except rds.exceptions.InvalidDBInstanceStateFault:
+            if time.monotonic() >= deadline:
+                raise RdsDrillError(
+                    f"{identifier} is still {instance.get('DBInstanceStatus')!r} and refuses deletion after "
+                    f"{timeout_seconds:.0f} s: delete it by hand (runbook, Rollback)"
+                ) from None
+            sleep(poll_seconds)
+            continue
+        return "deletion requested"
+
+
+def wait_deleted(
+    rds: Client,
+    identifier: str,
+    say: Say,
+    *,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float = 30 * 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Poll until `identifier` no longer exists; False when it is still deleting at the time limit."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            rds.describe_db_instances(DBInstanceIdentifier=identifier)
+        except rds.exceptions.DBInstanceNotFoundFault:
+            return True
+        if time.monotonic() >= deadline:
+            say(f"{identifier} is still deleting after {timeout_seconds:.0f} s; RDS will finish on its own")
+            return False
+        sleep(poll_seconds)
+

@@ -52,6 +52,8 @@ class DrillReport:
     failed_stage: str | None = None
     error: str | None = None
     torn_down: list[str] = field(default_factory=list)
+    changed: bool = False
+    """Whether the drill has asked for a change (a snapshot, a restore): from then on a failure needs teardown."""
     planned_calls: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 

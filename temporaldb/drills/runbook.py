@@ -21,7 +21,14 @@ EXIT_REFUSED: Final = 4
 EXIT_FAILED: Final = 5
 EXIT_CODES_HELP: Final = (
     "Exit codes: 0 verified (or dry run planned), 2 usage, 3 cannot reach AWS or the database, "
-    "4 a precondition refused the drill before any change, 5 the drill failed (teardown ran; see the report)."
+    "4 a precondition (or AWS) refused the drill before any change, 5 the drill failed after a change "
+    "(teardown ran; see the report)."
+)
+
+
+# AWS answers meaning the caller's identity is the problem, not the drill's request.
+CREDENTIAL_ERRORS: Final = frozenset(
+    {"AccessDenied", "AccessDeniedException", "ExpiredToken", "InvalidClientTokenId", "UnrecognizedClientException"}
 )
 
 
@@ -111,10 +118,14 @@ def execute(report: DrillReport, body: Callable[[], None], report_path: Path | N
         botocore.exceptions.NoCredentialsError,
         psycopg.OperationalError,
     ) as error:
-        code = _fail(report, "unreachable", error, EXIT_CONNECTIVITY if not _changed(report) else EXIT_FAILED)
+        code = _fail(report, "unreachable", error, EXIT_FAILED if report.changed else EXIT_CONNECTIVITY)
+    except botocore.exceptions.ClientError as error:
+        aws_code = str(error.response.get("Error", {}).get("Code", ""))
+        before_change = EXIT_CONNECTIVITY if aws_code in CREDENTIAL_ERRORS else EXIT_REFUSED
+        code = _fail(report, "refused by AWS", error, EXIT_FAILED if report.changed else before_change)
     except KeyboardInterrupt as error:
         code = _fail(report, "interrupted", error, EXIT_FAILED)
-    except Exception as error:
+    except Exception as error:  # any other failure is a failed drill, reported as such
         code = _fail(report, "failed", error, EXIT_FAILED)
     if code == EXIT_OK and report.applied and not report.verified:
         code = EXIT_FAILED
@@ -122,11 +133,6 @@ def execute(report: DrillReport, body: Callable[[], None], report_path: Path | N
         report.write(report_path)
         say(f"report written to {report_path}")
     return code
-
-
-def _changed(report: DrillReport) -> bool:
-    """Whether a stage that changes something has started (then it is a failed drill, not a connectivity refusal)."""
-    return any(stage.name not in ("preconditions", "record_facts") for stage in report.stages)
 
 
 def _fail(report: DrillReport, what: str, error: BaseException, code: int) -> int:
