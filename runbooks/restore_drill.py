@@ -16,12 +16,24 @@ failure or Ctrl-C. It never changes the source instance.
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
+try:
+    import psycopg  # noqa: F401 (probes that the project's packages are importable)
+
+    import temporaldb  # noqa: F401
+except ModuleNotFoundError:  # started with a Python outside the project's .venv: switch to it
+    _VENV = Path(__file__).resolve().parent.parent / ".venv"
+    if not (_VENV / "bin" / "python").exists() or Path(sys.prefix).resolve() == _VENV.resolve():
+        raise SystemExit("the drills need the project's .venv: run `make setup` first") from None
+    os.execv(_VENV / "bin" / "python", [str(_VENV / "bin" / "python"), *sys.argv])
+
 import argparse
 import datetime as dt
-import sys
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from temporaldb.drills import runbook

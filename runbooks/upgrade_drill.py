@@ -17,11 +17,23 @@ and what must change first in Pulumi.<stack>.yaml. The source is never changed.
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
+from pathlib import Path
+
+try:
+    import psycopg  # noqa: F401 (probes that the project's packages are importable)
+
+    import temporaldb  # noqa: F401
+except ModuleNotFoundError:  # started with a Python outside the project's .venv: switch to it
+    _VENV = Path(__file__).resolve().parent.parent / ".venv"
+    if not (_VENV / "bin" / "python").exists() or Path(sys.prefix).resolve() == _VENV.resolve():
+        raise SystemExit("the drills need the project's .venv: run `make setup` first") from None
+    os.execv(_VENV / "bin" / "python", [str(_VENV / "bin" / "python"), *sys.argv])
+
+import argparse
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from temporaldb.drills import runbook

@@ -25,6 +25,7 @@ STACK_TAG: Final = "stack"
 PROJECT_TAG: Final = "project"
 PROJECT: Final = "temporaldb"
 MAX_IDENTIFIER: Final = 63
+HEARTBEAT_SECONDS: Final = 300.0  # a long wait still says it is alive this often
 # States from which an instance never becomes available without someone acting.
 TERMINAL_STATES: Final = frozenset(
     {"failed", "incompatible-restore", "incompatible-parameters", "incompatible-network", "storage-full",
@@ -248,7 +249,7 @@ def wait_available(
 ) -> dict[str, Any]:
     """Poll until `identifier` is available, saying its status as it changes; explicit limits, like a waiter's."""
     deadline = time.monotonic() + timeout_seconds
-    started = time.monotonic()
+    started = said_at = time.monotonic()
     last = ""
     while True:
         try:
@@ -256,9 +257,9 @@ def wait_available(
         except rds.exceptions.DBInstanceNotFoundFault:
             instance = {"DBInstanceStatus": "not-yet-visible"}
         status = str(instance.get("DBInstanceStatus"))
-        if status != last:
+        if status != last or time.monotonic() - said_at >= HEARTBEAT_SECONDS:
             say(f"{identifier}: {status} after {time.monotonic() - started:.0f} s")
-            last = status
+            last, said_at = status, time.monotonic()
         if status == "available":
             return instance
         if status in TERMINAL_STATES:
@@ -352,4 +353,3 @@ def wait_deleted(
             say(f"{identifier} is still deleting after {timeout_seconds:.0f} s; RDS will finish on its own")
             return False
         sleep(poll_seconds)
-
