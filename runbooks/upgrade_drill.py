@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="--local: upgrade from PostgreSQL 15 (Debian's packages) or 16 (the pgserver wheel); default 15",
     )
     parser.add_argument("--master-secret-id", help="AWS: the master login's secret (default: the source's own)")
+    parser.add_argument(
+        "--migrator-secret-id", help="AWS: the migrator login's secret (default: the stack's migrator secret)"
+    )
     return parser
 
 
@@ -74,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report = DrillReport("upgrade", "local" if args.local else "aws", args.run_id or new_run_id(), args.apply)
     code = runbook.execute(report, lambda: _local(args, report) if args.local else _aws(args, report), args.report)
+    if code == runbook.EXIT_OK and report.applied and report.details.get("safe_to_schedule") is False:
+        runbook.say("verified, but not safe to schedule: see must_change_first in the report")
+        code = runbook.EXIT_FAILED
     print(_result_line(report, code))
     return code
 
@@ -89,13 +95,19 @@ def _aws(args: argparse.Namespace, report: DrillReport) -> None:
         poll_seconds=args.poll_seconds,
         timeout_seconds=args.timeout_minutes * 60,
     )
-    logins = aws_upgrade.read_logins(
-        rds_client,
-        secrets_client,
-        options,
-        master_secret_id=args.master_secret_id,
-        analyst_secret_id=args.secret_id,
-    )
+    if not report.applied:
+        aws_upgrade.run(rds_client, options, None, report, say=runbook.say)  # the plan needs no login
+        return
+    with report.stage("read_logins", runbook.say) as stage:
+        logins = aws_upgrade.read_logins(
+            rds_client,
+            secrets_client,
+            options,
+            master_secret_id=args.master_secret_id,
+            analyst_secret_id=args.secret_id,
+            migrator_secret_id=args.migrator_secret_id,
+        )
+        stage.detail = f"analyst, migrator and master ({logins.master.user}) logins read from Secrets Manager"
     # The drill only ever connects to its copy: --db-host/--db-port (the source) are not used.
     access = aws_upgrade.UpgradeAccess(
         logins, database=args.database, copy_host=args.copy_db_host, copy_port=args.copy_db_port

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import tempfile
@@ -26,8 +27,10 @@ import boto3
 import psycopg
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from runbooks import upgrade_drill
 from temporaldb.drills import aws_restore, aws_upgrade, rds
 from temporaldb.drills.aws_upgrade import (
     EngineCatalog,
@@ -39,6 +42,7 @@ from temporaldb.drills.aws_upgrade import (
     UpgradeTarget,
 )
 from temporaldb.drills.report import DrillReport
+from temporaldb.drills.runbook import EXIT_OK
 from tests import drill_fixtures
 from tests.drill_fixtures import MASTER_USER, REGION, SOURCE, STACK_TAGS, Stack, instances, league_server, make_stack
 from tests.pgservers import ThrowawayServer
@@ -172,7 +176,7 @@ def _catalog(
                 }
             ]
         },
-        {"Engine": "postgres", "EngineVersion": SOURCE_VERSION},
+        {"Engine": "postgres", "EngineVersion": SOURCE_VERSION, "IncludeAll": True},
     )
     stubber.add_response(
         "describe_db_engine_versions",
@@ -181,7 +185,7 @@ def _catalog(
                 {"Engine": "postgres", "EngineVersion": TARGET_VERSION, "DBParameterGroupFamily": TARGET_FAMILY}
             ]
         },
-        {"Engine": "postgres", "EngineVersion": TARGET_VERSION},
+        {"Engine": "postgres", "EngineVersion": TARGET_VERSION, "IncludeAll": True},
     )
     stubber.add_response(
         "describe_orderable_db_instance_options",
@@ -338,6 +342,26 @@ def test_the_dry_run_plans_and_changes_nothing(stack: Stack, copy: Copy) -> None
     assert [f["check"] for f in details["findings"]] == ["pending_maintenance"]  # reported, not blocking
     assert details["safe_to_schedule"] is False  # nothing verified yet
     assert 'Pulumi.dev.yaml: temporaldb:engineVersion: "18"' in details["must_change_first"][0]
+
+
+def test_the_script_plans_a_dry_run_without_reading_any_secret(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`upgrade_drill.py --stack dev --target-version 18` end to end, the engine catalog stubbed (moto lacks it)."""
+    catalog, stubber = _catalog(source_arn=_source_arn(stack))
+    monkeypatch.setattr(aws_upgrade, "EngineCatalog", lambda _client: catalog)
+    before = _drill_resources(stack.rds)
+    path = tmp_path / "u.json"
+    argv = ["--stack", "dev", "--target-version", "18", "--endpoint-url", stack.endpoint, "--region", REGION]
+    assert upgrade_drill.main([*argv, "--report", str(path)]) == EXIT_OK
+    stubber.assert_no_pending_responses()
+    assert _drill_resources(stack.rds) == before
+    out, err = capsys.readouterr()
+    assert "dry run, nothing changed" in out
+    assert "would call rds.modify_db_instance(" in err
+    report = json.loads(path.read_text())
+    assert [stage["name"] for stage in report["stages"]] == ["preconditions"]  # no read_logins stage
+    assert report["details"]["target_version"] == TARGET_VERSION
 
 
 def _check_the_changes(calls: Calls, stack: Stack, run_id: str) -> None:
@@ -523,7 +547,8 @@ def test_a_blocker_on_the_copy_refuses_the_upgrade_and_tears_down(stack: Stack, 
     finally:
         with psycopg.connect(copy.dsn(copy.before), autocommit=True) as admin:
             admin.execute("drop table public.planted")
-    assert isinstance(refused.value, rds.PreconditionError)  # the runbook's "refused", exit 4
+    assert isinstance(refused.value, rds.PreconditionError)
+    assert report.changed  # the copy existed: the runbook exits 5, not 4
     assert calls["ModifyDBInstance"] == []  # never upgraded
     assert report.failed_stage == "prechecks"
     assert [stage.name for stage in report.stages][-2:] == ["prechecks", "teardown"]
@@ -618,15 +643,21 @@ def test_the_catalog_reads_the_real_apis_answers() -> None:
     stubber.add_response(
         "describe_db_engine_versions",
         {"DBEngineVersions": [{"Engine": "postgres", "EngineVersion": "16.13", "ValidUpgradeTarget": VALID_TARGETS}]},
-        {"Engine": "postgres", "EngineVersion": "16.13"},
+        {"Engine": "postgres", "EngineVersion": "16.13", "IncludeAll": True},
     )
     stubber.add_response(
         "describe_db_engine_versions",
         {"DBEngineVersions": [{"Engine": "postgres", "EngineVersion": "17.6", "DBParameterGroupFamily": "postgres17"}]},
-        {"Engine": "postgres", "EngineVersion": "17.6"},
+        {"Engine": "postgres", "EngineVersion": "17.6", "IncludeAll": True},
     )
     stubber.add_response(
         "describe_pending_maintenance_actions", {"PendingMaintenanceActions": []}, {"ResourceIdentifier": "arn:x"}
+    )
+    stubber.add_client_error(
+        "describe_db_engine_versions",
+        service_error_code="InvalidParameterValue",
+        service_message="Invalid engine version",
+        http_status_code=400,
     )
     stubber.add_client_error(
         "describe_db_engine_versions",
@@ -640,7 +671,10 @@ def test_the_catalog_reads_the_real_apis_answers() -> None:
         assert [(t.version, t.major_upgrade) for t in targets][:2] == [("16.5", False), ("17.5", True)]
         assert catalog.parameter_group_family("postgres", "17.6") == "postgres17"
         assert catalog.pending_maintenance("arn:x") == ()
-        with pytest.raises(rds.PreconditionError, match="describe_db_engine_versions refused: AccessDenied"):
+        with pytest.raises(rds.PreconditionError, match="describe_db_engine_versions refused: InvalidParameterValue"):
+            catalog.upgrade_targets("postgres", "16.13")
+        # Credentials are not a refusal: the error goes through for the runbook to map to exit 3.
+        with pytest.raises(ClientError, match="AccessDenied"):
             catalog.upgrade_targets("postgres", "16.13")
     stubber.assert_no_pending_responses()
 

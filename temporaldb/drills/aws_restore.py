@@ -237,12 +237,24 @@ class _Drill:
             if not self.report.changed:
                 stage.detail = "nothing was created"
                 return
-            outcome = rds.delete_drill_instance(self.client, self.target, self.report.run_id, sleep=self.sleep)
+            outcome = rds.delete_drill_instance(
+                self.client,
+                self.target,
+                self.report.run_id,
+                poll_seconds=self.options.poll_seconds,
+                timeout_seconds=self.options.timeout_seconds,
+                sleep=self.sleep,
+            )
             if outcome == "already gone":
                 stage.detail = f"{self.target} did not exist"
                 return
             gone = rds.wait_deleted(
-                self.client, self.target, self.say, poll_seconds=self.options.poll_seconds, sleep=self.sleep
+                self.client,
+                self.target,
+                self.say,
+                poll_seconds=self.options.poll_seconds,
+                timeout_seconds=self.options.timeout_seconds,
+                sleep=self.sleep,
             )
             self.report.torn_down.append(f"rds instance {self.target} ({'deleted' if gone else 'deleting'})")
             stage.detail = ", ".join(self.report.torn_down)

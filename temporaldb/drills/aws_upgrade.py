@@ -40,6 +40,7 @@ from functools import partial
 from typing import Any, Final
 
 import psycopg
+from botocore.exceptions import BotoCoreError
 from psycopg import sql
 
 from infra.catalog import SUPPORTED_MAJOR_VERSIONS
@@ -49,6 +50,7 @@ from temporaldb.drills.aws_restore import SqlAccess, login_secret, read_login
 from temporaldb.drills.facts import DatabaseFacts, compare, snapshot
 from temporaldb.drills.local_upgrade import BLOCKER, WARNING, Connection, Finding, Precheck, run_prechecks
 from temporaldb.drills.report import DrillReport, Say, StageResult
+from temporaldb.drills.runbook import CREDENTIAL_ERRORS
 
 KIND: Final = "upgrade"
 APPLICATION_NAME: Final = "temporaldb upgrade drill"
@@ -210,13 +212,16 @@ class EngineCatalog:
             answer: dict[str, Any] = getattr(self.client, operation)(**params)
         except self.client.exceptions.ClientError as error:
             details = error.response.get("Error", {})
+            if details.get("Code") in CREDENTIAL_ERRORS:
+                raise  # a credentials problem, not a refusal: the runbook maps it to exit 3
             raise rds.PreconditionError(
                 f"{operation} refused: {details.get('Code', 'error')}: {details.get('Message', error)}"
             ) from error
         return answer
 
     def _version(self, engine: str, version: str) -> dict[str, Any]:
-        found = self._describe("describe_db_engine_versions", Engine=engine, EngineVersion=version)
+        # IncludeAll: a source on a minor RDS no longer offers (the urgent case) must still be found.
+        found = self._describe("describe_db_engine_versions", Engine=engine, EngineVersion=version, IncludeAll=True)
         versions = found.get("DBEngineVersions") or []
         if not versions:
             raise rds.PreconditionError(f"RDS does not know {engine} {version} in this region")
@@ -679,7 +684,7 @@ def _events(client: rds.Client, identifier: str) -> str:
 def run(
     client: rds.Client,
     options: UpgradeOptions,
-    access: UpgradeAccess,
+    access: UpgradeAccess | None,
     report: DrillReport,
     *,
     say: Say,
@@ -688,9 +693,14 @@ def run(
 ) -> None:
     """The whole drill; raises on failure (UpgradeRefused on a refusal) after teardown. `report` fills in as it goes.
 
-    Without `report.applied`, only the preconditions run and the planned calls are said and recorded.
+    Without `report.applied`, only the preconditions run and the planned calls are said and recorded; `access`
+    (the logins) may then be None.
     """
-    drill = _Drill(client, options, access, report, say, sleep, catalog or EngineCatalog(client))
+    if access is None and report.applied:
+        raise ValueError("an applied upgrade drill needs the logins (access)")
+    no_login = Login("", None)
+    dry = UpgradeAccess(Logins(no_login, no_login, no_login))  # never used: a dry run connects to nothing
+    drill = _Drill(client, options, access or dry, report, say, sleep, catalog or EngineCatalog(client))
     try:
         with report.stage("preconditions", say) as stage:
             try:
@@ -1016,22 +1026,26 @@ class _Drill:
                     report.torn_down.append(f"rds instance {found.copy}")
                     if not gone:
                         problems.append(f"instance {found.copy} is still deleting")
-            except (rds.RdsDrillError, self.client.exceptions.ClientError) as error:
+            except (rds.RdsDrillError, self.client.exceptions.ClientError, BotoCoreError) as error:
                 problems.append(f"instance {found.copy}: {error}")
             try:
                 if self._retry(partial(delete_drill_snapshot, self.client, found.snapshot, run_id), found.snapshot):
                     report.torn_down.append(f"rds snapshot {found.snapshot}")
-            except (rds.RdsDrillError, self.client.exceptions.ClientError) as error:
+            except (rds.RdsDrillError, self.client.exceptions.ClientError, BotoCoreError) as error:
                 problems.append(f"snapshot {found.snapshot}: {error}")
-            if found.create_parameter_group:
+            if found.create_parameter_group and problems and problems[0].startswith("instance "):
+                # Still attached to a copy that is not gone: deleting it would only wait out the time limit.
+                problems.append(f"parameter group {found.parameter_group}: kept while {found.copy} exists")
+            elif found.create_parameter_group:
                 name = found.parameter_group
                 try:
                     if self._retry(partial(delete_drill_parameter_group, self.client, name, run_id), name):
                         report.torn_down.append(f"rds parameter group {name}")
-                except (rds.RdsDrillError, self.client.exceptions.ClientError) as error:
+                except (rds.RdsDrillError, self.client.exceptions.ClientError, BotoCoreError) as error:
                     problems.append(f"parameter group {name}: {error}")
             stage.detail = ", ".join(report.torn_down) or "nothing to remove"
             if problems:
+                report.details["left_behind"] = problems
                 raise rds.RdsDrillError(
                     f"teardown left drill resources tagged {rds.DRILL_TAG}={run_id}: " + "; ".join(problems)
                 )

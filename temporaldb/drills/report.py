@@ -68,9 +68,11 @@ class DrillReport:
             yield result
         except BaseException as error:
             result.ok = False
-            result.detail = result.detail or _describe(error)
+            result.detail = f"{result.detail}: {_describe(error)}" if result.detail else _describe(error)
             if self.failed_stage is None:
                 self.failed_stage, self.error = name, _describe(error)
+            else:  # e.g. teardown failing after the stage that failed first: keep both
+                self.details.setdefault("also_failed", []).append(f"{name}: {_describe(error)}")
             raise
         else:
             result.ok = True

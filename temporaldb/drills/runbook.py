@@ -20,9 +20,9 @@ EXIT_CONNECTIVITY: Final = 3
 EXIT_REFUSED: Final = 4
 EXIT_FAILED: Final = 5
 EXIT_CODES_HELP: Final = (
-    "Exit codes: 0 verified (or dry run planned), 2 usage, 3 cannot reach AWS or the database, "
-    "4 a precondition (or AWS) refused the drill before any change, 5 the drill failed after a change "
-    "(teardown ran; see the report)."
+    "Exit codes: 0 verified (or dry run planned), 2 usage, 3 cannot reach AWS or the database (or bad "
+    "credentials) before any change, 4 a precondition (or AWS) refused the drill before any change, 5 the drill "
+    "failed or was refused after a change (teardown ran; see the report)."
 )
 
 
@@ -111,7 +111,8 @@ def execute(report: DrillReport, body: Callable[[], None], report_path: Path | N
     try:
         body()
     except (Refused, rds.PreconditionError) as error:
-        code = _fail(report, "refused", error, EXIT_REFUSED)
+        # After a change (e.g. a blocker found on the drill's copy) it is a failed drill: teardown ran.
+        code = _fail(report, "refused", error, EXIT_FAILED if report.changed else EXIT_REFUSED)
     except (
         Unreachable,
         botocore.exceptions.EndpointConnectionError,
@@ -141,4 +142,10 @@ def _fail(report: DrillReport, what: str, error: BaseException, code: int) -> in
     say(f"drill {what}: {report.error}" + (f" (stage {report.failed_stage})" if report.failed_stage else ""))
     if report.torn_down:
         say(f"torn down: {', '.join(report.torn_down)}")
+    for problem in report.details.get("also_failed", []):
+        say(f"also failed: {problem}")
+    for leftover in (
+        report.details.get("left_behind", []) if isinstance(report.details.get("left_behind"), list) else []
+    ):
+        say(f"LEFT BEHIND: {leftover}")
     return code
