@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from temporaldb.drills import local_upgrade
 from temporaldb.drills.local_upgrade import (
     DATABASE,
     DEBIAN_BIN_DIR,
@@ -31,7 +32,14 @@ from temporaldb.drills.local_upgrade import (
     source_binaries,
     target_binaries,
 )
-from temporaldb.localpg import read_postmaster, server_account, socket_dsn, start_cluster, stop_cluster
+from temporaldb.localpg import (
+    LocalServerError,
+    read_postmaster,
+    server_account,
+    socket_dsn,
+    start_cluster,
+    stop_cluster,
+)
 from tests.nbadata import reference_line, write_league
 from tests.test_load import HAND_MADE, KOBE, TIP, line
 
@@ -249,6 +257,31 @@ def test_an_interrupt_still_tears_everything_down(tmp_path: Path) -> None:
     assert seen
     assert not seen[0].exists()
     assert not postgres_processes_in(seen[0])
+
+
+def test_a_cluster_that_cannot_be_stopped_keeps_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting the data of a running server would hide it: teardown reports it and keeps the folder."""
+    seen: list[DrillCluster] = []
+
+    def interrupt_and_jam(cluster: DrillCluster) -> None:
+        seen.append(cluster)
+
+        def jammed(*_: object, **__: object) -> None:
+            raise LocalServerError("pg_ctl stop timed out")
+
+        monkeypatch.setattr(local_upgrade, "stop_cluster", jammed)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, ALWAYS_AVAILABLE, write_data=hand_made, prepare_source=interrupt_and_jam)
+    (source,) = seen
+    try:
+        assert source.data_dir.exists()
+        assert read_postmaster(source.data_dir) is not None
+    finally:
+        monkeypatch.undo()
+        stop_cluster(source.binaries, server_account(), source.data_dir, "immediate", 30)
+        shutil.rmtree(source.data_dir.parent, ignore_errors=True)
 
 
 def test_missing_source_binaries_say_how_to_install_them(tmp_path: Path) -> None:

@@ -1246,6 +1246,8 @@ class _Drill:
                     problems.append(f"cannot stop the {cluster.label}: {error}")
         if self.keep:
             detail = f"kept {self.layout.root} (clusters stopped; `pg_ctl start -D <folder>` to look inside)"
+        elif problems:  # a server still running on its data: deleting the folder under it would hide it
+            detail = f"kept {self.layout.root}: a cluster could not be stopped"
         else:
             folders = [self.layout.root, *([self.layout.socket_dir] if self.layout.private_socket_dir else [])]
             for folder in folders:
