@@ -56,7 +56,11 @@ pytest: $(STAMP) $(PG15_BIN)/pg_ctl ## the test suite only
 
 test: lint typecheck pytest ## everything CI runs
 
-clean: ## stop the local server; remove .venv, .local (local database, generated data) and caches
+clean: ## stop the local server; remove .venv, .local (or /var/tmp/temporaldb-*: local database, data) and caches
 	-test -x $(BIN)/temporaldb && $(BIN)/temporaldb local stop
+	@# As root, a checkout the server account cannot enter keeps its server under /var/tmp/temporaldb-<hash>.
+	-test -x $(BIN)/python && $(BIN)/python -c 'import pathlib, shutil; from temporaldb.localpg import LocalPaths; \
+	  area = LocalPaths.for_project(pathlib.Path.cwd()).area.parent; \
+	  area.name.startswith("temporaldb-") and shutil.rmtree(area, ignore_errors=True)'
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

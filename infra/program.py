@@ -24,6 +24,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     provider = aws.Provider(
         "aws",
         region=settings.region,
+        profile=settings.aws_profile,  # an explicit provider does not read aws:profile by itself
         default_tags=aws.ProviderDefaultTagsArgs(tags=settings.tags),
     )
     under_provider = pulumi.ResourceOptions(providers={"aws": provider})

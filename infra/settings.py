@@ -61,6 +61,8 @@ SETTING_KEYS: Final = (
     "iamAuthUsers",
 )
 REGION_KEY: Final = "aws:region"
+PROFILE_KEY: Final = "aws:profile"
+_PROFILE = re.compile(r"^[\w.@+=,-]+$")
 
 MONITORING_INTERVALS: Final = (0, 1, 5, 10, 15, 30, 60)
 LOG_RETENTION_DAYS: Final = (
@@ -198,6 +200,8 @@ class StackSettings:
     database: DatabaseSettings
     monitoring: MonitoringSettings
     database_access: DatabaseAccessSettings
+    aws_profile: str | None = None
+    """`aws:profile`: the named AWS profile the explicit provider uses (None: the default credential chain)."""
 
     @property
     def stack_file(self) -> str:
@@ -501,6 +505,9 @@ def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:
     if region and not _REGION.match(region):
         reader.problem(REGION_KEY, "is not an AWS region such as us-east-1")
     network = _parse_network(reader)
+    profile = raw.get(PROFILE_KEY, "").strip() or None
+    if profile is not None and not _PROFILE.match(profile):
+        reader.problem(PROFILE_KEY, "is not an AWS profile name (letters, digits and _.@+=,-)")
     settings = StackSettings(
         project=PROJECT,
         stack=stack,
@@ -513,6 +520,7 @@ def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:
         database=_parse_database(reader, production),
         monitoring=_parse_monitoring(reader),
         database_access=_parse_database_access(reader),
+        aws_profile=profile,
     )
     for key in sorted(raw):
         if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in SETTING_KEYS:
@@ -530,9 +538,10 @@ def load_settings() -> StackSettings:
         value = project_config.get(name)
         if value is not None:
             raw[f"{PROJECT}:{name}"] = value
-    region = pulumi.Config("aws").get("region")
-    if region is not None:
-        raw[REGION_KEY] = region
+    aws_config = pulumi.Config("aws")
+    for key, value in ((REGION_KEY, aws_config.get("region")), (PROFILE_KEY, aws_config.get("profile"))):
+        if value is not None:
+            raw[key] = value
     raw.update(_undeclared_project_keys())
     return parse_settings(raw, pulumi.get_stack())
 

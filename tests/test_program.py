@@ -210,6 +210,17 @@ def test_one_provider_tags_every_aws_resource(any_run: ProgramRun) -> None:
             assert resource.provider.startswith(provider.urn + "::"), resource.name
 
 
+def test_the_provider_uses_the_stacks_aws_profile(project_root: Path, any_run: ProgramRun) -> None:
+    """An explicit provider ignores `aws:profile` unless it is passed on: without it, `pulumi up` would use the
+    default credentials even when the stack names a profile."""
+    [default] = any_run.of_type("pulumi:providers:aws")
+    assert "profile" not in default.inputs
+    run = run_program(project_root, "dev", {"aws:profile": "sports-dev"})
+    assert run.one("pulumi:providers:aws").inputs["profile"] == "sports-dev"
+    with pytest.raises(SettingsError, match="aws:profile = dev team: is not an AWS profile name"):
+        run_program(project_root, "dev", {"aws:profile": "dev team"})
+
+
 def test_exports(any_run: ProgramRun) -> None:
     outputs = any_run.outputs
     stack = any_run.stack
