@@ -56,7 +56,7 @@ pytest: $(STAMP) $(PG15_BIN)/pg_ctl ## the test suite only
 
 test: lint typecheck pytest ## everything CI runs
 
-clean: ## stop the local server; remove .venv, .local (or /var/tmp/temporaldb-*: local database, data) and caches
+clean: ## stop the local server; remove .venv, .local (or the project's /var/tmp area) and caches
 	-test -x $(BIN)/temporaldb && $(BIN)/temporaldb local stop
 	@# As root, a checkout the server account cannot enter keeps its server under /var/tmp/temporaldb-<hash>.
 	-test -x $(BIN)/python && $(BIN)/python -c 'import pathlib, shutil; from temporaldb.localpg import LocalPaths; \
