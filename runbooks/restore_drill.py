@@ -108,6 +108,7 @@ def _aws(args: argparse.Namespace, report: DrillReport) -> None:
     aws_restore.run(rds_client, options, access, report, say=runbook.say)
 
 
+CLUSTERS = "source and restored clusters"
 LOCAL_PLAN = (
     "start a PostgreSQL 18 cluster with WAL archiving, apply the role model",
     "take a base backup (pg_basebackup), then load season A as etl",
@@ -121,8 +122,7 @@ def _local(args: argparse.Namespace, report: DrillReport) -> None:
     from temporaldb.drills import local_restore  # noqa: PLC0415
 
     if not args.apply:
-        for number, step in enumerate(LOCAL_PLAN, start=1):
-            runbook.say(f"would {number}. {step}")
+        runbook.say_plan(LOCAL_PLAN)
         return
     work_dir = args.work_dir or Path(tempfile.gettempdir())
     try:
@@ -130,7 +130,7 @@ def _local(args: argparse.Namespace, report: DrillReport) -> None:
     except local_restore.DrillError as error:
         report.stages = [_stage(record) for record in error.stages]
         report.failed_stage = error.stage
-        _note_teardown(report, error.drill_dir)
+        runbook.note_local_teardown(report, error.drill_dir, CLUSTERS)
         raise
     report.stages = [_stage(record) for record in result.stages]
     report.verified = result.verified
@@ -138,17 +138,7 @@ def _local(args: argparse.Namespace, report: DrillReport) -> None:
     report.rpo_seconds = result.rpo_seconds
     report.details = result.to_dict()
     report.failed_stage = next((stage.name for stage in result.stages if not stage.ok), None)
-    _note_teardown(report, result.drill_dir)
-
-
-def _note_teardown(report: DrillReport, drill_dir: Path | None) -> None:
-    """Say what is gone only if it is: a teardown that could not stop a server keeps its folder."""
-    if drill_dir is None:
-        return
-    if drill_dir.exists():
-        report.details["left_behind"] = str(drill_dir)
-    else:
-        report.torn_down.append(f"local drill folder {drill_dir} (source and restored clusters)")
+    runbook.note_local_teardown(report, result.drill_dir, CLUSTERS)
 
 
 def _stage(record: StageRecord) -> StageResult:

@@ -128,8 +128,7 @@ def _local(args: argparse.Namespace, report: DrillReport) -> None:
     from temporaldb.drills import local_upgrade  # noqa: PLC0415
 
     if not args.apply:
-        for number, step in enumerate(LOCAL_PLAN, start=1):
-            runbook.say(f"would {number}. {step.format(source=args.source_major)}")
+        runbook.say_plan([step.format(source=args.source_major) for step in LOCAL_PLAN])
         return
     work_dir = args.work_dir or Path(tempfile.gettempdir())
     try:
@@ -155,10 +154,7 @@ def _copy(result: LocalUpgradeReport, report: DrillReport) -> None:
     report.rpo_seconds = None  # pg_upgrade loses no committed data
     report.failed_stage = result.failed_stage
     report.details = result.as_dict()
-    if Path(result.drill_dir).exists():
-        report.details["left_behind"] = result.drill_dir
-    else:
-        report.torn_down.append(f"local drill folder {result.drill_dir} (source and upgraded clusters)")
+    runbook.note_local_teardown(report, result.drill_dir, "source and upgraded clusters")
 
 
 def _stage(record: StageRecord) -> StageResult:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -88,9 +89,14 @@ def read_migrations(folder: Path) -> list[Migration]:
 
 
 def set_checksum(migrations: list[Migration]) -> str:
+    return history_checksum((migration.version, migration.checksum) for migration in migrations)
+
+
+def history_checksum(applied: Iterable[tuple[int, str]]) -> str:
+    """Checksum of a set of (version, file sha256) pairs, e.g. read back from temporaldb_meta.schema_migrations."""
     digest = hashlib.sha256()
-    for migration in migrations:
-        digest.update(f"{migration.version}:{migration.checksum}\n".encode())
+    for version, checksum in applied:
+        digest.update(f"{version}:{checksum}\n".encode())
     return digest.hexdigest()
 
 

@@ -50,7 +50,6 @@ from temporaldb.drills.aws_restore import SqlAccess, login_secret, read_login
 from temporaldb.drills.facts import DatabaseFacts, compare, snapshot
 from temporaldb.drills.local_upgrade import BLOCKER, WARNING, Connection, Finding, Precheck, run_prechecks
 from temporaldb.drills.report import DrillReport, Say, StageResult
-from temporaldb.drills.runbook import CREDENTIAL_ERRORS
 
 KIND: Final = "upgrade"
 APPLICATION_NAME: Final = "temporaldb upgrade drill"
@@ -212,7 +211,7 @@ class EngineCatalog:
             answer: dict[str, Any] = getattr(self.client, operation)(**params)
         except self.client.exceptions.ClientError as error:
             details = error.response.get("Error", {})
-            if details.get("Code") in CREDENTIAL_ERRORS:
+            if details.get("Code") in rds.CREDENTIAL_ERRORS:
                 raise  # a credentials problem, not a refusal: the runbook maps it to exit 3
             raise rds.PreconditionError(
                 f"{operation} refused: {details.get('Code', 'error')}: {details.get('Message', error)}"
@@ -484,7 +483,7 @@ def _stack_group(client: rds.Client, source: rds.SourceInstance, family: str) ->
         if group.get("DBParameterGroupFamily") == family
     )
     for name, arn in candidates:
-        tags = _tags(client.list_tags_for_resource(ResourceName=arn).get("TagList")) if arn else {}
+        tags = rds.tags_of(client.list_tags_for_resource(ResourceName=arn).get("TagList")) if arn else {}
         if all(tags.get(key) == value for key, value in wanted.items()) and rds.DRILL_TAG not in tags:
             return name
     return None
@@ -509,10 +508,6 @@ def _user_parameters(client: rds.Client, group: str) -> tuple[dict[str, str], ..
                 }
             )
     return tuple(found)
-
-
-def _tags(raw: Sequence[Mapping[str, str]] | None) -> dict[str, str]:
-    return {str(tag["Key"]): str(tag["Value"]) for tag in raw or ()}
 
 
 def render(call: rds.PlannedCall) -> str:
@@ -555,11 +550,7 @@ def delete_drill_snapshot(client: rds.Client, identifier: str, run_id: str) -> b
     raw = described.get("TagList")
     if raw is None:
         raw = client.list_tags_for_resource(ResourceName=described["DBSnapshotArn"]).get("TagList")
-    tag = _tags(raw).get(rds.DRILL_TAG)
-    if tag != run_id:
-        raise rds.RdsDrillError(
-            f"refusing to delete snapshot {identifier}: its {rds.DRILL_TAG} tag is {tag!r}, not this run's {run_id}"
-        )
+    rds.require_run_tag(raw, f"snapshot {identifier}", run_id)
     client.delete_db_snapshot(DBSnapshotIdentifier=identifier)
     return True
 
@@ -573,11 +564,8 @@ def delete_drill_parameter_group(client: rds.Client, name: str, run_id: str) -> 
     if not found:
         return False
     arn = found[0].get("DBParameterGroupArn")
-    tag = _tags(client.list_tags_for_resource(ResourceName=arn).get("TagList")).get(rds.DRILL_TAG) if arn else None
-    if tag != run_id:
-        raise rds.RdsDrillError(
-            f"refusing to delete parameter group {name}: its {rds.DRILL_TAG} tag is {tag!r}, not this run's {run_id}"
-        )
+    raw = client.list_tags_for_resource(ResourceName=arn).get("TagList") if arn else None
+    rds.require_run_tag(raw, f"parameter group {name}", run_id)
     client.delete_db_parameter_group(DBParameterGroupName=name)
     return True
 

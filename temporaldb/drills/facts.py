@@ -11,14 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final, Literal
 
 import psycopg
 from psycopg import sql
 
 from temporaldb.load import LOAD_LOCK_KEY
-from temporaldb.migrate import Migration, set_checksum
+from temporaldb.migrate import history_checksum
 from temporaldb.roles import DATA_SCHEMA
 
 CANARY_MOMENT: Final = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
@@ -74,7 +73,7 @@ class DatabaseFacts:
     database: str
     schema_version: int
     schema_checksum: str
-    """SHA-256 over the applied migrations, as temporaldb.migrate.set_checksum computes it."""
+    """SHA-256 over the applied migrations, as temporaldb.migrate.history_checksum computes it."""
     row_counts: dict[str, int]
     """Exact `count(*)` of every table of schema nba, keyed `nba.<table>`."""
     canaries: tuple[CanaryAnswer, ...]
@@ -144,7 +143,7 @@ def snapshot(
             rows = connection.execute(
                 "select version, name, checksum from temporaldb_meta.schema_migrations order by version"
             ).fetchall()
-            applied = [Migration(int(v), str(name), Path(str(name)), "", str(checksum)) for v, name, checksum in rows]
+            applied = [(int(version), str(checksum)) for version, _, checksum in rows]
             tables = [str(row[0]) for row in connection.execute(_DATA_TABLES, (DATA_SCHEMA,)).fetchall()]
             counts: dict[str, int] = {}
             for table in tables:
@@ -155,9 +154,9 @@ def snapshot(
                 questions = _busiest(connection, as_of, players, teams)
             canaries = tuple(_ask(connection, question) for question in questions)
         database = connection.info.dbname
-    version = max((migration.version for migration in applied), default=0)
+    version = max((number for number, _ in applied), default=0)
     taken_at = clock[0] if clock and isinstance(clock[0], dt.datetime) else None
-    return DatabaseFacts(database, version, set_checksum(applied), counts, canaries, taken_at)
+    return DatabaseFacts(database, version, history_checksum(applied), counts, canaries, taken_at)
 
 
 def _busiest(

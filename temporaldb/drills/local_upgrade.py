@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import os
 import re
 import shutil
@@ -73,6 +72,7 @@ from temporaldb.localpg import (
     wheel_binaries,
     write_settings,
 )
+from temporaldb.migrate import history_checksum
 
 Say = Callable[[str], None]
 WriteData = Callable[[Path], object]
@@ -593,9 +593,6 @@ def collect_facts(cluster: DrillCluster, questions: Sequence[Question]) -> Facts
         history = database.execute(
             "select version, checksum from temporaldb_meta.schema_migrations order by version"
         ).fetchall()
-        digest = hashlib.sha256()
-        for version, checksum in history:
-            digest.update(f"{version}:{checksum}\n".encode())
         counts: dict[str, int] = {}
         digests: dict[str, str] = {}
         for (table,) in database.execute(_TABLES, (list(DATA_SCHEMAS),)).fetchall():
@@ -619,7 +616,7 @@ def collect_facts(cluster: DrillCluster, questions: Sequence[Question]) -> Facts
         locale=str(locale_row[0]),
         data_checksums=version_row[2] == "on",
         schema_version=max((int(row[0]) for row in history), default=0),
-        schema_checksum=digest.hexdigest(),
+        schema_checksum=history_checksum((int(version), str(checksum)) for version, checksum in history),
         row_counts=counts,
         digests=digests,
         roles={str(name): [str(group) for group in groups] for name, groups in role_rows},

@@ -25,6 +25,10 @@ STACK_TAG: Final = "stack"
 PROJECT_TAG: Final = "project"
 PROJECT: Final = "temporaldb"
 MAX_IDENTIFIER: Final = 63
+# AWS answers meaning the caller's identity is the problem, not the drill's request.
+CREDENTIAL_ERRORS: Final = frozenset(
+    {"AccessDenied", "AccessDeniedException", "ExpiredToken", "InvalidClientTokenId", "UnrecognizedClientException"}
+)
 HEARTBEAT_SECONDS: Final = 300.0  # a long wait still says it is alive this often
 # States from which an instance never becomes available without someone acting.
 TERMINAL_STATES: Final = frozenset(
@@ -79,7 +83,8 @@ def drill_identifier(source: str, kind: str, run_id: str) -> str:
     return f"{stem}{suffix}"
 
 
-def _tags(raw: Sequence[Mapping[str, str]] | None) -> dict[str, str]:
+def tags_of(raw: Sequence[Mapping[str, str]] | None) -> dict[str, str]:
+    """An AWS TagList as a dict."""
     return {str(tag["Key"]): str(tag["Value"]) for tag in raw or ()}
 
 
@@ -98,7 +103,7 @@ def _source(instance: Mapping[str, Any]) -> SourceInstance:
         port=int(endpoint.get("Port") or instance.get("DbInstancePort") or 5432),
         address=str(endpoint.get("Address", "")),
         latest_restorable_time=instance.get("LatestRestorableTime"),
-        tags=_tags(instance.get("TagList")),
+        tags=tags_of(instance.get("TagList")),
         iam_auth=bool(instance.get("IAMDatabaseAuthenticationEnabled")),
         resource_id=str(instance.get("DbiResourceId", "")),
         backup_retention_days=int(instance.get("BackupRetentionPeriod") or 0),
@@ -121,7 +126,7 @@ def find_source(rds: Client, *, identifier: str | None = None, stack: str | None
         for page in rds.get_paginator("describe_db_instances").paginate()
         for instance in page["DBInstances"]
         if _has_tags(instance, wanted)
-        and DRILL_TAG not in _tags(instance.get("TagList"))
+        and DRILL_TAG not in tags_of(instance.get("TagList"))
         and not instance.get("ReadReplicaSourceDBInstanceIdentifier")  # replicas carry the stack's tags too
     ]
     if len(matches) != 1:
@@ -134,7 +139,7 @@ def find_source(rds: Client, *, identifier: str | None = None, stack: str | None
 
 
 def _has_tags(instance: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
-    tags = _tags(instance.get("TagList"))
+    tags = tags_of(instance.get("TagList"))
     return all(tags.get(key) == value for key, value in wanted.items())
 
 
@@ -275,15 +280,22 @@ def tagged_with_run(rds: Client, run_id: str) -> list[str]:
         f"instance {instance['DBInstanceIdentifier']}"
         for page in rds.get_paginator("describe_db_instances").paginate()
         for instance in page["DBInstances"]
-        if _tags(instance.get("TagList")).get(DRILL_TAG) == run_id
+        if tags_of(instance.get("TagList")).get(DRILL_TAG) == run_id
     ]
     found += [
         f"snapshot {snapshot['DBSnapshotIdentifier']}"
         for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual")
         for snapshot in page["DBSnapshots"]
-        if _tags(snapshot.get("TagList")).get(DRILL_TAG) == run_id
+        if tags_of(snapshot.get("TagList")).get(DRILL_TAG) == run_id
     ]
     return found
+
+
+def require_run_tag(raw_tags: Sequence[Mapping[str, str]] | None, what: str, run_id: str) -> None:
+    """The guard before every deletion: `what` must carry this run's drill tag."""
+    tag = tags_of(raw_tags).get(DRILL_TAG)
+    if tag != run_id:
+        raise RdsDrillError(f"refusing to delete {what}: its {DRILL_TAG} tag is {tag!r}, not this run's {run_id}")
 
 
 def refuse_reused_run(rds: Client, run_id: str) -> None:
@@ -313,11 +325,7 @@ def delete_drill_instance(
             instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
         except rds.exceptions.DBInstanceNotFoundFault:
             return "already gone"
-        tag = _tags(instance.get("TagList")).get(DRILL_TAG)
-        if tag != run_id:
-            raise RdsDrillError(
-                f"refusing to delete {identifier}: its {DRILL_TAG} tag is {tag!r}, not this run's {run_id}"
-            )
+        require_run_tag(instance.get("TagList"), identifier, run_id)
         if instance.get("DBInstanceStatus") == "deleting":
             return "deleting"
         try:

@@ -7,7 +7,7 @@ import datetime as dt
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
@@ -23,12 +23,6 @@ EXIT_CODES_HELP: Final = (
     "Exit codes: 0 verified (or dry run planned), 2 usage, 3 cannot reach AWS or the database (or bad "
     "credentials) before any change, 4 a precondition (or AWS) refused the drill before any change, 5 the drill "
     "failed or was refused after a change (teardown ran; see the report)."
-)
-
-
-# AWS answers meaning the caller's identity is the problem, not the drill's request.
-CREDENTIAL_ERRORS: Final = frozenset(
-    {"AccessDenied", "AccessDeniedException", "ExpiredToken", "InvalidClientTokenId", "UnrecognizedClientException"}
 )
 
 
@@ -72,6 +66,22 @@ def _run_id(text: str) -> str:
     if not re.fullmatch(r"\d{8}t\d{6}-[0-9a-f]{4}", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a run id such as 20261126t041500-a1b2")
     return text
+
+
+def say_plan(steps: Sequence[str]) -> None:
+    """A --local dry run: the numbered steps --apply would take."""
+    for number, step in enumerate(steps, start=1):
+        say(f"would {number}. {step}")
+
+
+def note_local_teardown(report: DrillReport, folder: Path | str | None, contents: str) -> None:
+    """Say a local drill's folder is gone only if it is: a teardown that could not stop a server keeps it."""
+    if folder is None:
+        return
+    if Path(folder).exists():
+        report.details["left_behind"] = str(folder)
+    else:
+        report.torn_down.append(f"local drill folder {folder} ({contents})")
 
 
 def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -122,7 +132,7 @@ def execute(report: DrillReport, body: Callable[[], None], report_path: Path | N
         code = _fail(report, "unreachable", error, EXIT_FAILED if report.changed else EXIT_CONNECTIVITY)
     except botocore.exceptions.ClientError as error:
         aws_code = str(error.response.get("Error", {}).get("Code", ""))
-        before_change = EXIT_CONNECTIVITY if aws_code in CREDENTIAL_ERRORS else EXIT_REFUSED
+        before_change = EXIT_CONNECTIVITY if aws_code in rds.CREDENTIAL_ERRORS else EXIT_REFUSED
         code = _fail(report, "refused by AWS", error, EXIT_FAILED if report.changed else before_change)
     except KeyboardInterrupt as error:
         code = _fail(report, "interrupted", error, EXIT_FAILED)
