@@ -7,6 +7,16 @@ roles only their membership, connection limit and statement timeout. Each
 password login role gets a random password and a Secrets Manager secret
 holding it; IAM users get `rds_iam` instead, and no password or secret.
 
+The server is never sent a password: the provider sends `CREATE ROLE ...
+PASSWORD '<text>'` as SQL, which `log_statement = ddl` writes to the log that
+RDS exports to CloudWatch Logs. The text is the role's SCRAM-SHA-256 verifier,
+computed here with a salt kept in state (`temporaldb/scram.py`); PostgreSQL
+stores a verifier as it is, and the provider reads it back unchanged.
+
+Deletion order: every sport database waits for every role, so `pulumi destroy`
+(or `manageDatabase: false`) drops the databases, and with them the objects the
+roles own and the privileges granted to them, before it drops the roles.
+
 Then one SportDatabase per sport: the database `<sport>_temporal`, a provider
 pointed at it, the database and schema grants, the extensions, the schema
 (MigratedSchema, applied as the migrator) and, once the schema exists, the
@@ -28,7 +38,7 @@ import pulumi_postgresql as postgresql
 import pulumi_random as random
 
 from components.schema import MigratedSchema, MigratedSchemaArgs
-from temporaldb import roles
+from temporaldb import roles, scram
 
 MAINTENANCE_DATABASE = "postgres"
 # The login that runs the migrations: the one of the owner group (it always has a password).
@@ -55,6 +65,8 @@ class SportDatabaseArgs:
     """Refuse to delete the database (and its data) in a `pulumi up` or `pulumi destroy`."""
     migrate_after: Sequence[pulumi.Resource] = ()
     """Resources the migrations wait for: the other sports' schemas, as the migrator has few connections."""
+    roles_first: Sequence[pulumi.Resource] = ()
+    """The role resources: the database waits for them, so it is dropped before them."""
 
 
 class SportDatabase(pulumi.ComponentResource):
@@ -78,7 +90,8 @@ class SportDatabase(pulumi.ComponentResource):
         database = postgresql.Database(
             f"{name}-database",
             name=roles.database_name(args.sport),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            # DROP ROLE fails while the role owns objects in, or holds privileges on, a database.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=list(args.roles_first)),
         )
         provider = postgresql.Provider(
             f"{name}-provider",
@@ -257,7 +270,7 @@ class DatabaseAccess(pulumi.ComponentResource):
                 name=login.name,
                 login=True,
                 roles=[groups[login.group].name, *([roles.RDS_IAM_ROLE] if iam else [])],
-                password=passwords.get(login.name),
+                password=self._verifier(login.name, passwords[login.name]) if not iam else None,
                 connection_limit=login.connection_limit,
                 statement_timeout=login.statement_timeout_ms,
                 opts=on_server,
@@ -284,6 +297,7 @@ class DatabaseAccess(pulumi.ComponentResource):
                         connect_timeout_seconds=args.connect_timeout_seconds,
                         protect=args.protect,
                         migrate_after=[sports[-1].schema] if sports else [],
+                        roles_first=[*groups.values(), *logins.values()],
                     ),
                     pulumi.ResourceOptions(parent=self, providers={"postgresql": server}),
                 )
@@ -311,6 +325,17 @@ class DatabaseAccess(pulumi.ComponentResource):
         )
         # Explicitly secret: not every engine path applies the provider's additional_secret_outputs.
         return pulumi.Output.secret(password.result)
+
+    def _verifier(self, role: str, password: pulumi.Output[str]) -> pulumi.Output[str]:
+        """The SCRAM-SHA-256 verifier the role gets instead of its password (see the module docstring)."""
+        # Kept in state: a salt drawn on every run would change the verifier, and the role, on every up.
+        salt = random.RandomBytes(
+            f"{self._name}-{role}-salt", length=scram.SALT_BYTES, opts=pulumi.ResourceOptions(parent=self)
+        )
+        verifier = pulumi.Output.all(password, salt.base64).apply(
+            lambda values: scram.verifier_from_b64_salt(values[0], values[1])
+        )
+        return pulumi.Output.secret(verifier)
 
     def _login_secret(self, role: str, password: pulumi.Output[str]) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)

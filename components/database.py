@@ -3,7 +3,8 @@
 Parameter group (named by prefix, so a major upgrade creates the new family's
 group before deleting the old one), subnet group, log groups with a retention
 (created before the instance, so RDS does not create them without one), the
-Enhanced Monitoring role, the instance itself and optional read replicas.
+Enhanced Monitoring role and the instance itself. No read replicas: RDS does
+not create one of an instance whose master password Secrets Manager manages.
 
 Defaults are the secure ones; a stack only tunes them.
 """
@@ -45,8 +46,8 @@ PARAMETERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-class _SharedInstanceSettings(TypedDict):
-    """Settings the primary and its replicas share."""
+class _InstanceSettings(TypedDict):
+    """Security, logging and monitoring settings of the instance."""
 
     publicly_accessible: pulumi.Input[bool]
     vpc_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
@@ -84,7 +85,6 @@ class PostgresDatabaseArgs:
     performance_insights: pulumi.Input[bool] = True
     monitoring_interval_seconds: int = 60
     log_retention_days: pulumi.Input[int] = 30
-    read_replicas: int = 0
     allow_major_version_upgrade: bool = False
     """Only for the update that raises the major version; it then applies immediately."""
     master_username: pulumi.Input[str] = "temporaldb_admin"
@@ -100,7 +100,8 @@ class PostgresDatabase(pulumi.ComponentResource):
     parameter_group_name: pulumi.Output[str]
     subnet_group_name: pulumi.Output[str]
     engine_version_actual: pulumi.Output[str]
-    replica_endpoints: pulumi.Output[list[str]]
+    allocated_storage_gb: pulumi.Output[int]
+    """The current allocation, as last read (storage autoscaling grows it)."""
 
     def __init__(self, name: str, args: PostgresDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("temporaldb:database:PostgresDatabase", name, None, opts)
@@ -139,12 +140,11 @@ class PostgresDatabase(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             allow_major_version_upgrade=args.allow_major_version_upgrade,
             apply_immediately=args.allow_major_version_upgrade,
-            **self._shared_instance_settings(monitoring_role_arn),
+            **self._instance_settings(monitoring_role_arn),
             opts=pulumi.ResourceOptions(
                 parent=self, protect=args.protect, depends_on=self._log_groups("primary", args.identifier)
             ),
         )
-        replicas = [self._replica(index, instance, monitoring_role_arn) for index in range(1, args.read_replicas + 1)]
 
         self.identifier = instance.identifier
         self.endpoint = instance.endpoint
@@ -156,7 +156,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         self.parameter_group_name = parameter_group.name
         self.subnet_group_name = subnet_group.name
         self.engine_version_actual = instance.engine_version_actual
-        self.replica_endpoints = pulumi.Output.all(*[replica.endpoint for replica in replicas])
+        self.allocated_storage_gb = instance.allocated_storage
         self.register_outputs(
             {
                 "identifier": self.identifier,
@@ -167,7 +167,7 @@ class PostgresDatabase(pulumi.ComponentResource):
                 "parameter_group_name": self.parameter_group_name,
                 "subnet_group_name": self.subnet_group_name,
                 "engine_version_actual": self.engine_version_actual,
-                "replica_endpoints": self.replica_endpoints,
+                "allocated_storage_gb": self.allocated_storage_gb,
             }
         )
 
@@ -238,9 +238,9 @@ class PostgresDatabase(pulumi.ComponentResource):
         )
         return suffix.hex.apply(lambda hex_suffix: f"{self._args.identifier}-final-{hex_suffix}")
 
-    def _shared_instance_settings(self, monitoring_role_arn: pulumi.Output[str] | None) -> _SharedInstanceSettings:
+    def _instance_settings(self, monitoring_role_arn: pulumi.Output[str] | None) -> _InstanceSettings:
         args = self._args
-        return _SharedInstanceSettings(
+        return _InstanceSettings(
             publicly_accessible=args.publicly_accessible,
             vpc_security_group_ids=args.security_group_ids,
             iam_database_authentication_enabled=True,
@@ -254,23 +254,4 @@ class PostgresDatabase(pulumi.ComponentResource):
             performance_insights_retention_period=7 if args.performance_insights else None,
             monitoring_interval=args.monitoring_interval_seconds,
             monitoring_role_arn=monitoring_role_arn,
-        )
-
-    def _replica(
-        self, index: int, primary: aws.rds.Instance, monitoring_role_arn: pulumi.Output[str] | None
-    ) -> aws.rds.Instance:
-        identifier = f"{self._args.identifier}-replica-{index}"
-        return aws.rds.Instance(
-            f"{self._name}-replica-{index}",
-            identifier=identifier,
-            replicate_source_db=primary.identifier,
-            instance_class=self._args.instance_class,
-            storage_type="gp3",
-            max_allocated_storage=self._args.max_allocated_storage_gb,
-            parameter_group_name=primary.parameter_group_name,
-            backup_retention_period=0,
-            skip_final_snapshot=True,
-            deletion_protection=False,
-            **self._shared_instance_settings(monitoring_role_arn),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self._log_groups(f"replica-{index}", identifier)),
         )

@@ -1,9 +1,21 @@
 """DatabaseAlarms: CloudWatch alarms and RDS events, delivered through SNS.
 
-One topic receives the alarms (CPU, free storage, freeable memory,
-connections, read and write latency), the RDS event subscriptions that FSBP
-RDS.20/RDS.21 ask for, and the cost budget's alerts; an e-mail address can be
-subscribed to it.
+One topic receives the alarms (CPU, CPU credits on burstable classes, free
+storage, freeable memory, connections, read and write latency), the RDS event
+subscriptions that FSBP RDS.20/RDS.21 ask for, and the cost budget's alerts;
+an e-mail address can be subscribed to it. Everything that publishes to the
+topic waits for the topic policy that lets it: `topic_arn` resolves only once
+the policy exists.
+
+Thresholds come from the instance, so they fire before the outage:
+- connections: a share of the class's real max_connections (RDS derives it
+  from DBInstanceClassMemory, less than the class's memory; infra/catalog.py);
+- free storage: a share of the current allocation, which storage autoscaling
+  grows; sustained for the whole evaluation, it means autoscaling did not catch
+  up or has reached its ceiling;
+- CPU credits (t3/t4g): a share of the most the class can hold. RDS runs these
+  classes in Unlimited mode, so an empty balance means billed surplus credits
+  (and a workload beyond the class's baseline), not throttling.
 
 The topic is not KMS-encrypted on purpose: CloudWatch alarms cannot publish to
 a topic encrypted with the AWS-managed SNS key, and nothing secret is sent.
@@ -36,19 +48,24 @@ class AlarmSpec:
     suffix: str
     metric: str
     comparison: str
-    threshold: float
-    description: str
+    threshold: pulumi.Input[float]
+    description: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
 class DatabaseAlarmsArgs:
     instance_identifier: pulumi.Input[str]
     parameter_group_name: pulumi.Input[str]
-    allocated_storage_gb: int
+    allocated_storage_gb: pulumi.Input[int]
+    """The current allocation (the instance's output, which storage autoscaling grows)."""
     memory_gib: int
     max_connections: int
+    """The class's max_connections as RDS sets it by default."""
+    cpu_credits_per_hour: int | None = None
+    """Burstable classes only: credits earned per hour; None adds no credit alarm."""
     alarm_email: pulumi.Input[str] | None = None
     cpu_percent: float = 80.0
+    cpu_credit_fraction: float = 0.20
     free_storage_fraction: float = 0.10
     free_memory_fraction: float = 0.10
     connections_fraction: float = 0.80
@@ -59,7 +76,6 @@ class DatabaseAlarmsArgs:
 
 def alarm_specs(args: DatabaseAlarmsArgs) -> list[AlarmSpec]:
     """The alarms and their thresholds, derived from the instance's size."""
-    free_storage = args.allocated_storage_gb * GIB * args.free_storage_fraction
     free_memory = args.memory_gib * GIB * args.free_memory_fraction
     connections = round(args.max_connections * args.connections_fraction)
     sustained = f"for {args.period_seconds * args.evaluation_periods // 60} minutes"
@@ -67,13 +83,7 @@ def alarm_specs(args: DatabaseAlarmsArgs) -> list[AlarmSpec]:
         AlarmSpec(
             "cpu", "CPUUtilization", "GreaterThanThreshold", args.cpu_percent, f"CPU above {args.cpu_percent:g}%"
         ),
-        AlarmSpec(
-            "free-storage",
-            "FreeStorageSpace",
-            "LessThanThreshold",
-            free_storage,
-            f"free storage below {args.free_storage_fraction:.0%} of the allocated {args.allocated_storage_gb} GiB",
-        ),
+        _free_storage(args),
         AlarmSpec(
             "freeable-memory",
             "FreeableMemory",
@@ -103,7 +113,45 @@ def alarm_specs(args: DatabaseAlarmsArgs) -> list[AlarmSpec]:
             f"write latency above {args.latency_seconds * 1000:g} ms",
         ),
     ]
-    return [AlarmSpec(s.suffix, s.metric, s.comparison, s.threshold, f"{s.description} {sustained}") for s in specs]
+    if args.cpu_credits_per_hour is not None:
+        most = 24 * args.cpu_credits_per_hour
+        specs.insert(
+            1,
+            AlarmSpec(
+                "cpu-credits",
+                "CPUCreditBalance",
+                "LessThanThreshold",
+                most * args.cpu_credit_fraction,
+                f"CPU credit balance below {args.cpu_credit_fraction:.0%} of the {most} a full day earns: "
+                "bursting beyond the baseline, soon billed as surplus credits (Unlimited mode)",
+            ),
+        )
+    return [
+        AlarmSpec(
+            s.suffix,
+            s.metric,
+            s.comparison,
+            s.threshold,
+            pulumi.Output.from_input(s.description).apply(lambda text: f"{text} {sustained}"),
+        )
+        for s in specs
+    ]
+
+
+def _free_storage(args: DatabaseAlarmsArgs) -> AlarmSpec:
+    allocated = pulumi.Output.from_input(args.allocated_storage_gb)
+    return AlarmSpec(
+        "free-storage",
+        "FreeStorageSpace",
+        "LessThanThreshold",
+        allocated.apply(lambda gib: float(gib) * GIB * args.free_storage_fraction),
+        allocated.apply(
+            lambda gib: (
+                f"free storage below {args.free_storage_fraction:.0%} of the allocated {gib} GiB"
+                " (autoscaling did not catch up, or is at its ceiling)"
+            )
+        ),
+    )
 
 
 class DatabaseAlarms(pulumi.ComponentResource):
@@ -114,7 +162,12 @@ class DatabaseAlarms(pulumi.ComponentResource):
         super().__init__("temporaldb:monitoring:DatabaseAlarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         topic = aws.sns.Topic(f"{name}-topic", opts=child)
-        aws.sns.TopicPolicy(f"{name}-topic-policy", arn=topic.arn, policy=topic.arn.apply(_topic_policy), opts=child)
+        policy = aws.sns.TopicPolicy(
+            f"{name}-topic-policy", arn=topic.arn, policy=topic.arn.apply(_topic_policy), opts=child
+        )
+        # Publishers must not be created before the policy that lets them publish: an RDS event subscription
+        # or a budget notification made first would have its first messages refused.
+        publishable_topic_arn = pulumi.Output.all(topic.arn, policy.id).apply(lambda values: str(values[0]))
         if args.alarm_email is not None:
             aws.sns.TopicSubscription(
                 f"{name}-email", topic=topic.arn, protocol="email", endpoint=args.alarm_email, opts=child
@@ -132,15 +185,15 @@ class DatabaseAlarms(pulumi.ComponentResource):
                 comparison_operator=spec.comparison,
                 threshold=spec.threshold,
                 treat_missing_data="missing",
-                alarm_actions=[topic.arn],
-                ok_actions=[topic.arn],
+                alarm_actions=[publishable_topic_arn],
+                ok_actions=[publishable_topic_arn],
                 opts=child,
             )
             for spec in alarm_specs(args)
         ]
         aws.rds.EventSubscription(
             f"{name}-instance-events",
-            sns_topic=topic.arn,
+            sns_topic=publishable_topic_arn,
             source_type="db-instance",
             source_ids=[args.instance_identifier],
             event_categories=list(INSTANCE_EVENTS),
@@ -148,13 +201,13 @@ class DatabaseAlarms(pulumi.ComponentResource):
         )
         aws.rds.EventSubscription(
             f"{name}-parameter-events",
-            sns_topic=topic.arn,
+            sns_topic=publishable_topic_arn,
             source_type="db-parameter-group",
             source_ids=[args.parameter_group_name],
             event_categories=list(PARAMETER_GROUP_EVENTS),
             opts=child,
         )
-        self.topic_arn = topic.arn
+        self.topic_arn = publishable_topic_arn
         self.alarm_names = pulumi.Output.all(*[alarm.name for alarm in alarms])
         self.register_outputs({"topic_arn": self.topic_arn, "alarm_names": self.alarm_names})
 

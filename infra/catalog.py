@@ -10,22 +10,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MIB = 1024**2
+GIB = 1024**3
+# RDS's default max_connections for PostgreSQL: LEAST(DBInstanceClassMemory / 9531392, 5000).
+BYTES_PER_CONNECTION = 9531392
+MAX_CONNECTIONS_CEILING = 5000
+
 
 @dataclass(frozen=True)
 class InstanceClass:
     name: str
     vcpus: int
     memory_gib: int
+    cpu_credits_per_hour: int | None = None
+    """Burstable classes only: CPU credits earned per hour (EC2's table for the same size)."""
+
+    @property
+    def instance_class_memory_bytes(self) -> int:
+        """An estimate, on the low side, of RDS's DBInstanceClassMemory for this class.
+
+        RDS subtracts what the OS and its own processes reserve and publishes no
+        figure. Reported max_connections values (db.t3.micro 79 to 87, db.t2.small
+        198, db.t2.medium 413) fit a reservation of about 300 MiB on small
+        classes; taking the larger of 300 MiB and 10% of the memory stays at or
+        below every one of them, so alarms derived from it fire early, not late.
+        """
+        memory = self.memory_gib * GIB
+        return memory - max(300 * MIB, memory // 10)
 
     @property
     def default_max_connections(self) -> int:
-        """RDS default: LEAST(DBInstanceClassMemory / 9531392, 5000).
+        """RDS default: LEAST(DBInstanceClassMemory / 9531392, 5000), with the estimate above."""
+        return min(self.instance_class_memory_bytes // BYTES_PER_CONNECTION, MAX_CONNECTIONS_CEILING)
 
-        DBInstanceClassMemory is the class memory less what RDS reserves for
-        the OS; about 10% is a close, slightly low, approximation.
-        """
-        usable_bytes = int(self.memory_gib * 1024**3 * 0.9)
-        return min(usable_bytes // 9531392, 5000)
+    @property
+    def max_cpu_credits(self) -> int | None:
+        """The most credits a burstable class can hold: 24 hours of earning."""
+        return None if self.cpu_credits_per_hour is None else 24 * self.cpu_credits_per_hour
 
 
 # (vcpus, memory GiB) per size, by family shape.
@@ -37,6 +58,11 @@ _BURSTABLE = {
     "xlarge": (4, 16),
     "2xlarge": (8, 32),
 }
+# CPU credits earned per hour by burstable size, the same for t3 and t4g (EC2 User Guide, "Key concepts and
+# definitions for burstable performance instances"). RDS runs both in Unlimited mode: past the balance they
+# keep bursting and the surplus is billed, they are not throttled.
+_CREDITS_PER_HOUR = {"micro": 12, "small": 24, "medium": 24, "large": 36, "xlarge": 96, "2xlarge": 192}
+_BURSTABLE_FAMILIES = ("t3", "t4g")
 _GENERAL = {"large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32), "4xlarge": (16, 64), "8xlarge": (32, 128)}
 _MEMORY = {"large": (2, 16), "xlarge": (4, 32), "2xlarge": (8, 64), "4xlarge": (16, 128), "8xlarge": (32, 256)}
 
@@ -54,7 +80,12 @@ _FAMILIES: dict[str, dict[str, tuple[int, int]]] = {
 }
 
 INSTANCE_CLASSES: dict[str, InstanceClass] = {
-    f"db.{family}.{size}": InstanceClass(f"db.{family}.{size}", vcpus, memory)
+    f"db.{family}.{size}": InstanceClass(
+        f"db.{family}.{size}",
+        vcpus,
+        memory,
+        cpu_credits_per_hour=_CREDITS_PER_HOUR[size] if family in _BURSTABLE_FAMILIES else None,
+    )
     for family, sizes in _FAMILIES.items()
     for size, (vcpus, memory) in sizes.items()
 }

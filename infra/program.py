@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -14,12 +16,20 @@ from components.firewall import DatabaseFirewall, DatabaseFirewallArgs
 from components.monitoring import DatabaseAlarms, DatabaseAlarmsArgs
 from components.network import IsolatedNetwork, IsolatedNetworkArgs
 from components.schema import planned_migrations
+from components.tunnel import AMAZON_LINUX_PARAMETER, TunnelPath, TunnelPathArgs
+from infra import discovery
 from infra.catalog import INSTANCE_CLASSES
 from infra.settings import StackSettings
+
+# `replace_with` (the schema resource follows its database) needs an engine that knows it (3.207.0);
+# PULUMI_RUN_PROGRAM, which `pulumi refresh` and `pulumi destroy` need here, came in 3.165.0.
+REQUIRED_PULUMI_VERSION = ">=3.207.0"
+RUN_PROGRAM_ENV = "PULUMI_RUN_PROGRAM"
 
 
 def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     """Register every resource of the stack; return the stack outputs."""
+    _require_pulumi_version()
     # One tagging mechanism: the provider's default_tags reach every AWS resource.
     provider = aws.Provider(
         "aws",
@@ -29,6 +39,8 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     )
     under_provider = pulumi.ResourceOptions(providers={"aws": provider})
     prefix = settings.qualified_stack
+    # Decided before anything is registered, so a closed tunnel stops the run before it changes anything.
+    reach = _in_database_reach(settings, prefix, provider)
 
     vpc_id, subnet_ids = _network(settings, prefix, provider, under_provider)
     firewall = DatabaseFirewall(
@@ -60,7 +72,6 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         performance_insights=db.performance_insights,
         monitoring_interval_seconds=db.monitoring_interval_seconds,
         log_retention_days=db.log_retention_days,
-        read_replicas=db.read_replicas,
         allow_major_version_upgrade=db.allow_major_version_upgrade,
     )
     database = PostgresDatabase(f"{prefix}-db", database_args, under_provider)
@@ -70,9 +81,10 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         DatabaseAlarmsArgs(
             instance_identifier=database.identifier,
             parameter_group_name=database.parameter_group_name,
-            allocated_storage_gb=db.allocated_storage_gb,
+            allocated_storage_gb=database.allocated_storage_gb,
             memory_gib=instance_class.memory_gib,
             max_connections=instance_class.default_max_connections,
+            cpu_credits_per_hour=instance_class.cpu_credits_per_hour,
             alarm_email=settings.monitoring.alarm_email,
         ),
         under_provider,
@@ -96,13 +108,18 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "parameterGroupName": database.parameter_group_name,
         "instanceIdentifier": database.identifier,
         "engineVersionActual": database.engine_version_actual,
-        "replicaEndpoints": database.replica_endpoints,
         "vpcId": vpc_id,
         "subnetIds": subnet_ids,
         "alarmTopicArn": alarms.topic_arn,
         "sports": list(settings.sports),
     }
-    if settings.database_access.manage_database:
+    if settings.database_access.tunnel:
+        tunnel = _tunnel(prefix, vpc_id, subnet_ids, firewall, provider=provider, under_provider=under_provider)
+        outputs["tunnelEndpointId"] = tunnel.endpoint_id
+        outputs["tunnelHostId"] = tunnel.host_instance_id
+    if reach.next_step:
+        outputs["nextStep"] = reach.next_step
+    if reach.live_instance is not None:
         access = _database_access(
             settings,
             prefix=prefix,
@@ -117,6 +134,52 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     return outputs
 
 
+def _require_pulumi_version() -> None:
+    try:
+        pulumi.require_pulumi_version(REQUIRED_PULUMI_VERSION)
+    except Exception as error:  # the SDK raises a bare Exception for both an old and a too-old engine
+        raise pulumi.RunError(
+            f"this program needs Pulumi CLI {REQUIRED_PULUMI_VERSION} (ResourceOptions.replace_with); "
+            f"upgrade the CLI (https://www.pulumi.com/docs/install/) and run again ({error})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class InDatabaseReach:
+    """Whether this run registers the in-database part, and what to tell the user when it does not."""
+
+    live_instance: discovery.LiveInstance | None
+    next_step: str | None = None
+
+
+def _in_database_reach(settings: StackSettings, prefix: str, provider: aws.Provider) -> InDatabaseReach:
+    access = settings.database_access
+    if not access.manage_database:
+        return InDatabaseReach(None)
+    live = discovery.find_instance(prefix, provider)
+    tunnel = f"temporaldb tunnel --stack {settings.stack}"
+    if live is None:
+        # Nothing of the in-database part can exist in the state yet: leaving it out deletes nothing.
+        step = (
+            f"The instance {prefix} is new: this run creates it, without the sport databases, roles and schema. "
+            f"When it is done, open the tunnel in another terminal (`{tunnel}`) and run `pulumi up` again."
+        )
+        pulumi.log.warn(step)
+        return InDatabaseReach(None, step)
+    host = access.host or live.address
+    if not host or not discovery.port_is_open(host, access.port):
+        problem = (
+            f"PostgreSQL of {prefix} is not reachable at {host or '(no address yet)'}:{access.port}, where this "
+            f"stack's dbHost/dbPort say pulumi connects for the sport databases, roles and schema. Open the tunnel "
+            f"in another terminal (`{tunnel}`) and run again. (manageDatabase: false would delete them.)"
+        )
+        if pulumi.runtime.is_dry_run():
+            pulumi.log.warn(f"{problem} The preview goes on; the update would stop here.")
+        else:
+            raise pulumi.RunError(problem)
+    return InDatabaseReach(live)
+
+
 def _database_access(
     settings: StackSettings,
     *,
@@ -127,6 +190,7 @@ def _database_access(
     under_provider: pulumi.ResourceOptions,
 ) -> DatabaseAccess:
     """The sport databases, roles and schema, through the postgresql provider as the master user."""
+    _warn_unless_run_program(settings.stack)
     # RDS keeps the master password in Secrets Manager and rotates it; read the current one on every run.
     master_secret = aws.secretsmanager.get_secret_version_output(
         secret_id=database.master_secret_arn.apply(_require_secret_arn),
@@ -140,7 +204,9 @@ def _database_access(
         f"{prefix}-access",
         DatabaseAccessArgs(
             sports=settings.sports,
-            host=access.host or database.address,
+            # Through the instance's address even when a tunnel's host is given: the providers then depend
+            # on the instance, so a destroy deletes everything inside it before the instance itself.
+            host=database.address.apply(lambda address: access.host or address),
             port=access.port,
             admin_username=master_username,
             admin_password=master_password,
@@ -152,6 +218,49 @@ def _database_access(
             protect=settings.production,
         ),
         under_provider,
+    )
+
+
+def _tunnel(
+    prefix: str,
+    vpc_id: pulumi.Input[str],
+    subnet_ids: pulumi.Input[list[str]],
+    firewall: DatabaseFirewall,
+    *,
+    provider: aws.Provider,
+    under_provider: pulumi.ResourceOptions,
+) -> TunnelPath:
+    image = aws.ssm.get_parameter_output(
+        name=AMAZON_LINUX_PARAMETER, opts=pulumi.InvokeOutputOptions(provider=provider)
+    )
+    return TunnelPath(
+        f"{prefix}-tunnel",
+        TunnelPathArgs(
+            vpc_id=vpc_id,
+            subnet_id=pulumi.Output.from_input(subnet_ids).apply(lambda ids: ids[0]),
+            database_security_group_id=firewall.security_group_id,
+            image_id=image.value,
+        ),
+        under_provider,
+    )
+
+
+def _warn_unless_run_program(stack: str) -> None:
+    """The providers keep this run's master password; `refresh` and `destroy` need the program to get today's.
+
+    RDS rotates the master password every 7 days. `pulumi refresh` and `pulumi
+    destroy` do not run the program unless told to, so they would connect with
+    the password saved in the state and fail a week later. With
+    PULUMI_RUN_PROGRAM=true (or --run-program) they run it and read the
+    current one. The program cannot see how refresh or destroy are started, only
+    whether the variable is set for this run; it says so when it is not.
+    """
+    if os.environ.get(RUN_PROGRAM_ENV, "").strip().lower() in ("1", "true"):
+        return
+    pulumi.log.warn(
+        f"{RUN_PROGRAM_ENV} is not set: `pulumi refresh` and `pulumi destroy` of {stack} will use the master password "
+        f"saved now, which RDS rotates within 7 days. Export {RUN_PROGRAM_ENV}=true (README, Running pulumi up for "
+        "real) or pass --run-program to them."
     )
 
 
@@ -167,7 +276,13 @@ def _network(
     """The stack's own subnets when it names them, else a new isolated VPC."""
     if not settings.network.creates_vpc:
         return settings.network.vpc_id or "", list(settings.network.subnet_ids)
-    zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(provider=provider))
+    # Standard zones only: an account may have opted into Local or Wavelength Zones, which sort first by
+    # name and do not offer every RDS class.
+    zones = aws.get_availability_zones_output(
+        state="available",
+        filters=[aws.GetAvailabilityZonesFilterArgs(name="zone-type", values=["availability-zone"])],
+        opts=pulumi.InvokeOutputOptions(provider=provider),
+    )
     network = IsolatedNetwork(
         f"{prefix}-network",
         IsolatedNetworkArgs(availability_zones=zones.names, cidr_block=settings.network.vpc_cidr),

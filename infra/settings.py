@@ -59,6 +59,7 @@ SETTING_KEYS: Final = (
     "dbHost",
     "dbPort",
     "iamAuthUsers",
+    "tunnel",
 )
 REGION_KEY: Final = "aws:region"
 PROFILE_KEY: Final = "aws:profile"
@@ -185,6 +186,8 @@ class DatabaseAccessSettings:
     port: int
     iam_auth_users: tuple[str, ...]
     """Login roles that authenticate with an IAM token (rds_iam) instead of a password."""
+    tunnel: bool = True
+    """An EC2 Instance Connect Endpoint and a tunnel host: the way `pulumi up` and the CLI reach the instance."""
 
 
 @dataclass(frozen=True)
@@ -442,10 +445,23 @@ def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
         deletion_protection=deletion_protection,
         performance_insights=reader.boolean("performanceInsights"),
         monitoring_interval_seconds=interval,
-        read_replicas=reader.integer("readReplicas", 0, 5),
+        read_replicas=_read_replicas(reader),
         log_retention_days=log_retention,
         allow_major_version_upgrade=reader.boolean("allowMajorVersionUpgrade"),
     )
+
+
+def _read_replicas(reader: _Reader) -> int:
+    """Always 0: RDS refuses a read replica of an instance whose master password Secrets Manager manages."""
+    replicas = reader.integer("readReplicas", 0, 5)
+    if replicas:
+        reader.problem(
+            "readReplicas",
+            "must be 0: RDS cannot create a read replica of an instance whose master password Secrets Manager "
+            "manages, and this program always keeps the managed, rotating master secret; scale reads with a "
+            "larger instanceClass (or Aurora PostgreSQL, whose readers keep the managed secret)",
+        )
+    return 0
 
 
 def _parse_monitoring(reader: _Reader) -> MonitoringSettings:
@@ -494,7 +510,13 @@ def _parse_database_access(reader: _Reader) -> DatabaseAccessSettings:
             )
     if len(set(users)) != len(users):
         reader.problem("iamAuthUsers", "lists a role twice")
-    return DatabaseAccessSettings(manage_database=manage, host=host, port=port, iam_auth_users=users)
+    return DatabaseAccessSettings(
+        manage_database=manage,
+        host=host,
+        port=port,
+        iam_auth_users=users,
+        tunnel=reader.boolean("tunnel"),
+    )
 
 
 def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:

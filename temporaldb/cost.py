@@ -19,6 +19,8 @@ INSTANCE = "aws:rds/instance:Instance"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 BUDGET = "aws:budgets/budget:Budget"
 SECRET = "aws:secretsmanager/secret:Secret"
+EC2_INSTANCE = "aws:ec2/instance:Instance"
+CONNECT_ENDPOINT = "aws:ec2transitgateway/instanceConnectEndpoint:InstanceConnectEndpoint"
 PRICE_FILE = "temporaldb/data/prices.json"
 
 
@@ -87,15 +89,23 @@ class _Pricer:
             ) from None
         return float(row["multi_az" if multi_az else "single_az"])
 
+    def ec2_hour(self, instance_type: str) -> float:
+        try:
+            return float(self.table["ec2_instance_hour"][instance_type])
+        except KeyError:
+            raise PricingError(
+                f"no {self.region} price for EC2 {instance_type} in {PRICE_FILE} (dated {self.retrieved}); "
+                "add it from https://aws.amazon.com/ec2/pricing/on-demand/ rather than guess"
+            ) from None
 
-def _instance_lines(pricer: _Pricer, instance: Registration, primary: Registration | None) -> list[CostLine]:
+
+def _instance_lines(pricer: _Pricer, instance: Registration) -> list[CostLine]:
     inputs = instance.inputs
     label = str(inputs.get("identifier", instance.name))
-    source = primary.inputs if primary is not None else inputs
     multi_az = bool(inputs.get("multiAz", False))
     deployment = "multi_az" if multi_az else "single_az"
     instance_class = str(inputs["instanceClass"])
-    allocated = float(source.get("allocatedStorage", 0))
+    allocated = float(inputs.get("allocatedStorage", 0))
     ceiling = float(inputs.get("maxAllocatedStorage") or allocated)
     hour = pricer.instance_hour(instance_class, multi_az)
     compute = round(hour * pricer.hours, 2)
@@ -158,6 +168,24 @@ def _instance_extras(pricer: _Pricer, inputs: dict[str, Any], label: str) -> lis
     return lines
 
 
+def _tunnel_lines(pricer: _Pricer, run: ProgramRun) -> list[CostLine]:
+    """The way in: an EC2 Instance Connect Endpoint (free) and the tunnel host with its root volume."""
+    lines = []
+    for endpoint in run.of_type(CONNECT_ENDPOINT):
+        cost = float(pricer.table["ec2_instance_connect_endpoint_month"])
+        lines.append(CostLine(endpoint.name, "EC2 Instance Connect Endpoint (no charge)", cost, cost))
+    for host in run.of_type(EC2_INSTANCE):
+        instance_type = str(host.inputs["instanceType"])
+        hour = pricer.ec2_hour(instance_type)
+        root = host.inputs.get("rootBlockDevice") or {}
+        gib = float(root.get("volumeSize") or 8)
+        gb_month = float(pricer.table["ebs_gp3_gb_month"])
+        cost = round(hour * pricer.hours + gib * gb_month, 2)
+        detail = f"{instance_type} {pricer.hours:g} h x ${hour}/h + gp3 {gib:g} GiB x ${gb_month}/GiB-month"
+        lines.append(CostLine(host.name, detail, cost, cost))
+    return lines
+
+
 def estimate(run: ProgramRun) -> CostEstimate:
     """Price every instance, alarm and secret the run registered.
 
@@ -165,12 +193,10 @@ def estimate(run: ProgramRun) -> CostEstimate:
     """
     prices = load_prices()
     pricer = _Pricer(prices, run.config.get("aws:region", ""))
-    instances = run.of_type(INSTANCE)
-    by_identifier = {str(r.inputs.get("identifier")): r for r in instances}
     lines: list[CostLine] = []
-    for instance in instances:
-        source_id = instance.inputs.get("replicateSourceDb")
-        lines += _instance_lines(pricer, instance, by_identifier.get(str(source_id)) if source_id else None)
+    for instance in run.of_type(INSTANCE):
+        lines += _instance_lines(pricer, instance)
+    lines += _tunnel_lines(pricer, run)
     alarms = run.of_type(ALARM)
     if alarms:
         alarm_price = float(pricer.table["cloudwatch_alarm_month"])

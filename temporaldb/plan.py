@@ -28,20 +28,13 @@ def _instance(inputs: dict[str, Any]) -> str:
     parts = [
         f"{inputs.get('instanceClass')}",
         "Multi-AZ" if inputs.get("multiAz") else "Single-AZ",
-        f"postgres {inputs.get('engineVersion', '(replica)')}",
-    ]
-    if inputs.get("replicateSourceDb"):
-        parts.append(f"replica of {inputs['replicateSourceDb']}")
-    else:
-        parts += [
-            f"gp3 {_num(inputs.get('allocatedStorage'))}->{_num(inputs.get('maxAllocatedStorage'))} GiB autoscaling",
-            f"encrypted {_yes(inputs.get('storageEncrypted'))}",
-            f"backups {_num(inputs.get('backupRetentionPeriod'))} d at {inputs.get('backupWindow')}",
-            f"maintenance {inputs.get('maintenanceWindow')}",
-            f"deletion protection {_yes(inputs.get('deletionProtection'))}",
-            f"final snapshot {'no' if inputs.get('skipFinalSnapshot') else inputs.get('finalSnapshotIdentifier')}",
-        ]
-    parts += [
+        f"postgres {inputs.get('engineVersion')}",
+        f"gp3 {_num(inputs.get('allocatedStorage'))}->{_num(inputs.get('maxAllocatedStorage'))} GiB autoscaling",
+        f"encrypted {_yes(inputs.get('storageEncrypted'))}",
+        f"backups {_num(inputs.get('backupRetentionPeriod'))} d at {inputs.get('backupWindow')}",
+        f"maintenance {inputs.get('maintenanceWindow')}",
+        f"deletion protection {_yes(inputs.get('deletionProtection'))}",
+        f"final snapshot {'no' if inputs.get('skipFinalSnapshot') else inputs.get('finalSnapshotIdentifier')}",
         f"public {_yes(inputs.get('publiclyAccessible'))}",
         f"IAM auth {_yes(inputs.get('iamDatabaseAuthenticationEnabled'))}",
         f"logs {'+'.join(inputs.get('enabledCloudwatchLogsExports') or []) or 'none'}",
@@ -67,6 +60,21 @@ def _parameters(inputs: dict[str, Any]) -> str:
 def _ingress(inputs: dict[str, Any]) -> str:
     source = inputs.get("cidrIpv4") or inputs.get("cidrIpv6") or inputs.get("referencedSecurityGroupId")
     return f"{inputs.get('ipProtocol')} {_num(inputs.get('fromPort'))} from {source}"
+
+
+def _egress(inputs: dict[str, Any]) -> str:
+    target = inputs.get("cidrIpv4") or inputs.get("cidrIpv6") or inputs.get("referencedSecurityGroupId")
+    return f"{inputs.get('ipProtocol')} {_num(inputs.get('fromPort'))} to {target}"
+
+
+def _host(inputs: dict[str, Any]) -> str:
+    root = inputs.get("rootBlockDevice") or {}
+    metadata = inputs.get("metadataOptions") or {}
+    return (
+        f"{inputs.get('instanceType')} {inputs.get('ami')}, public IP {_yes(inputs.get('associatePublicIpAddress'))},"
+        f" IMDSv2 {_yes(metadata.get('httpTokens') == 'required')},"
+        f" root {root.get('volumeType')} {_num(root.get('volumeSize'))} GiB encrypted {_yes(root.get('encrypted'))}"
+    )
 
 
 def _alarm(inputs: dict[str, Any]) -> str:
@@ -166,6 +174,12 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
     "aws:rds/instance:Instance": _instance,
     "aws:rds/parameterGroup:ParameterGroup": _parameters,
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _ingress,
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": _egress,
+    "aws:ec2/instance:Instance": _host,
+    "aws:ec2transitgateway/instanceConnectEndpoint:InstanceConnectEndpoint": lambda i: (
+        f"in {i.get('subnetId')}, preserve client IP {_yes(i.get('preserveClientIp'))}"
+    ),
+    "random:index/randomBytes:RandomBytes": lambda i: f"{_num(i.get('length'))} random bytes (a SCRAM salt)",
     "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
     "aws:budgets/budget:Budget": _budget,
     "aws:cloudwatch/logGroup:LogGroup": lambda i: f"{i.get('name')}, {_num(i.get('retentionInDays'))} days",

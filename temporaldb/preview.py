@@ -9,6 +9,7 @@ the same record.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import runpy
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
@@ -31,6 +33,9 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 MOCK_MASTER_USERNAME = "temporaldb_admin"
 MOCK_MASTER_PASSWORD = "MOCK-MASTER-PASSWORD"
 MOCK_PASSWORD_PREFIX = "MOCK-PASSWORD-"
+MOCK_IMAGE_ID = "ami-0123456789abcdef0"
+# A CLI recent enough for every option the program uses; tests lower it to see the program refuse.
+MOCK_CLI_VERSION = "3.210.0"
 DYNAMIC_TYPE_PREFIX = "pulumi-python:dynamic"
 # How the engine marks a secret value inside a property struct.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -61,14 +66,31 @@ class Registration:
         return self.type.startswith("pulumi:providers:")
 
 
+@dataclass(frozen=True)
+class LiveWorld:
+    """What the program's look-ups find, as they would in the account and on this machine."""
+
+    instance_exists: bool = True
+    """The stack's RDS instance exists (False: the first `pulumi up` of a new stack)."""
+    tunnel_open: bool = True
+    """Something accepts connections where `pulumi up` connects for the in-database part."""
+    cli_version: str = MOCK_CLI_VERSION
+    """The Pulumi CLI version the engine reports."""
+    allocated_storage_gb: int | None = None
+    """What the instance reports as allocated after storage autoscaling grew it (None: as configured)."""
+
+
 @dataclass
 class ProgramRun:
     stack: str
     config: dict[str, str]
+    world: LiveWorld = field(default_factory=LiveWorld)
     resources: list[Registration] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     duplicate_urns: list[str] = field(default_factory=list)
     components_with_outputs: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+    """What the program logged as warnings (pulumi.log.warn)."""
 
     def of_type(self, type_token: str) -> list[Registration]:
         return [resource for resource in self.resources if resource.type == type_token]
@@ -92,8 +114,9 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
     Inputs and state use the engine's camelCase property names.
     """
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, world: LiveWorld) -> None:
         self.region = region
+        self.world = world
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
@@ -113,6 +136,8 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
                 if state.get("manageMasterUserPassword")
                 else [],
             )
+            if self.world.allocated_storage_gb is not None:
+                state["allocatedStorage"] = self.world.allocated_storage_gb
             resource_id = identifier
         elif args.typ in ("aws:rds/parameterGroup:ParameterGroup", "aws:rds/subnetGroup:SubnetGroup"):
             state["name"] = f"{state.get('namePrefix', args.name)}0001"
@@ -121,6 +146,9 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
             state.update(hex="5eed0001", b64Url="Xu0AAQ")
         elif args.typ in ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:budgets/budget:Budget"):
             state["name"] = args.name
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            raw = hashlib.sha256(args.name.encode()).digest()[: int(state.get("length", 16))]
+            state.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"{MOCK_PASSWORD_PREFIX}{args.name}"
         elif args.typ.startswith(DYNAMIC_TYPE_PREFIX):
@@ -131,13 +159,65 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{letter}" for letter in "abc"]
-            return {"names": names, "zone_ids": [f"use1-az{n}" for n in (1, 2, 4)], "id": self.region}, []
+            return self._zones(args.args), []
         if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
             secret = {"username": MOCK_MASTER_USERNAME, "password": MOCK_MASTER_PASSWORD}
             secret_id = str(args.args.get("secretId", ""))
             return {"arn": secret_id, "id": secret_id, "secretId": secret_id, "secretString": json.dumps(secret)}, []
+        if args.token == "aws:rds/getInstances:getInstances":
+            wanted = [str(v) for f in args.args.get("filters") or [] for v in f.get("values") or []]
+            found = wanted if self.world.instance_exists else []
+            return {"id": self.region, "instanceIdentifiers": found, "instanceArns": []}, []
+        if args.token == "aws:rds/getInstance:getInstance":
+            identifier = str(args.args.get("dbInstanceIdentifier"))
+            address = f"{identifier}.c0ffee000000.{self.region}.rds.amazonaws.com"
+            return {"id": identifier, "address": address, "port": 5432, "endpoint": f"{address}:5432"}, []
+        if args.token == "aws:ssm/getParameter:getParameter":
+            name = str(args.args.get("name"))
+            return {"id": name, "name": name, "value": MOCK_IMAGE_ID, "type": "String"}, []
         raise NotImplementedError(f"the offline plan has no answer for the invoke {args.token}")
+
+    def _zones(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The region's zones as AWS lists them: by name, so an opted-in Local Zone comes first."""
+        zones = [(f"{self.region}-bos-1a", "local-zone")] + [
+            (f"{self.region}{letter}", "availability-zone") for letter in "abc"
+        ]
+        for wanted in arguments.get("filters") or []:
+            if wanted.get("name") == "zone-type":
+                zones = [zone for zone in zones if zone[1] in wanted.get("values", [])]
+        names = [name for name, _ in zones]
+        return {"names": names, "zoneIds": [f"id-{name}" for name in names], "id": self.region}
+
+
+class _RecordingEngine(pulumi_mocks.MockEngine):
+    """The engine side of the mocks: keeps warnings, and answers version checks like the CLI would."""
+
+    def __init__(self, run: ProgramRun) -> None:
+        super().__init__(None)
+        self.run = run
+
+    def Log(self, request: Any) -> None:  # noqa: N802 (gRPC method name)
+        from pulumi.runtime.proto import engine_pb2  # noqa: PLC0415 (generated code, only needed here)
+
+        if request.severity == engine_pb2.WARNING:
+            self.run.warnings.append(request.message)
+        super().Log(request)  # type: ignore[no-untyped-call]
+
+    def RequirePulumiVersion(self, request: Any) -> None:  # noqa: N802 (gRPC method name)
+        wanted = request.pulumi_version_range
+        if not _satisfies(self.run.world.cli_version, wanted):
+            raise RuntimeError(f"Pulumi CLI version {self.run.world.cli_version} does not satisfy {wanted}")
+
+
+def _satisfies(version: str, wanted: str) -> bool:
+    """The `>=X.Y.Z` ranges the program uses; anything else is a mistake in the program."""
+    if not wanted.startswith(">="):
+        raise ValueError(f"the offline engine only checks >= ranges, not {wanted!r}")
+
+    def parts(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in text.split("."))
+
+    return parts(version) >= parts(wanted[2:])
 
 
 def _mock_schema_outputs(migrations: Any) -> dict[str, Any]:
@@ -202,37 +282,45 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
-def run_program(project_root: Path, stack: str, overrides: Mapping[str, str] | None = None) -> ProgramRun:
+def run_program(
+    project_root: Path, stack: str, overrides: Mapping[str, str] | None = None, *, world: LiveWorld | None = None
+) -> ProgramRun:
     """Run `__main__.py` of the project for `stack` and return what it registered.
 
     `overrides` replaces config values (full keys, engine strings), as
-    `pulumi config set` would. Raises whatever the program raises, e.g.
+    `pulumi config set` would. `world` is what the program's look-ups find;
+    by default a live instance with the tunnel open, so the plan shows the
+    whole stack. Raises whatever the program raises, e.g.
     infra.settings.SettingsError for bad settings.
     """
     config = load_stack_config(ProjectFiles(project_root), stack)
     config.update(overrides or {})
-    run = ProgramRun(stack=stack, config=config)
+    run = ProgramRun(stack=stack, config=config, world=world or LiveWorld())
     execute(project_root, run)
     return run
 
 
 def execute(project_root: Path, run: ProgramRun) -> None:
     """Run the program with `run.config`, recording into `run` as it goes."""
-    mocks = _ProviderLikeMocks(region=run.config.get("aws:region", "us-east-1"))
+    mocks = _ProviderLikeMocks(region=run.config.get("aws:region", "us-east-1"), world=run.world)
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
         mocks, project="temporaldb", stack=run.stack, preview=False, monitor=_RecordingMonitor(mocks, run)
     )
+    pulumi_settings.SETTINGS.engine = _RecordingEngine(run)
     pulumi.runtime.set_all_config(dict(run.config))
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
 
+    if str(project_root) not in sys.path:
+        sys.path.insert(0, str(project_root))
+
     async def program() -> None:
-        if str(project_root) not in sys.path:
-            sys.path.insert(0, str(project_root))
         runpy.run_path(str(project_root / "__main__.py"), run_name="__main__")
         root = pulumi_settings.get_root_resource()
         exported = getattr(root, "outputs", {})
         run.outputs = await pulumi.Output.from_input(dict(exported)).future() or {}
 
-    _sync_await(run_pulumi_func(program))
+    # The program's TCP check of the tunnel answers from `run.world`, never from this machine's ports.
+    with mock.patch("infra.discovery.port_is_open", return_value=run.world.tunnel_open):
+        _sync_await(run_pulumi_func(program))

@@ -35,7 +35,9 @@ def reference_monthly(
     monitoring = (HOURS * 3600 / interval * 2.0 / 1024**2 * 0.50) if interval else 0.0
     logs = 0.5 * PRICES["cloudwatch_logs_ingested_gb"]
     secrets = (1 + login_secrets) * PRICES["secrets_manager_secret_month"]
-    return compute + storage + backups + monitoring + logs + secrets + 6 * 0.10
+    tunnel_host = PRICES["ec2_instance_hour"]["t4g.nano"] * HOURS + 8 * PRICES["ebs_gp3_gb_month"]
+    alarms = (7 if instance_class.startswith("db.t") else 6) * 0.10  # CPU credits on burstable classes
+    return compute + storage + backups + monitoring + logs + secrets + tunnel_host + alarms
 
 
 def test_dev_estimate(dev_run: ProgramRun) -> None:
@@ -57,11 +59,14 @@ def test_prod_estimate_counts_multi_az_twice(prod_run: ProgramRun) -> None:
     assert estimate.within_budget
 
 
-def test_replicas_are_priced(project_root: Path) -> None:
-    base = cost.estimate(run_program(project_root, "dev")).monthly_usd
-    with_replica = cost.estimate(run_program(project_root, "dev", {"temporaldb:readReplicas": "1"})).monthly_usd
-    replica = PRICES["rds_postgresql_instance_hour"]["db.t3.micro"]["single_az"] * HOURS + 20 * 0.115 + 0.25
-    assert with_replica - base == pytest.approx(replica, abs=0.02)
+def test_tunnel_path_is_priced_and_optional(project_root: Path) -> None:
+    base = cost.estimate(run_program(project_root, "dev"))
+    without = cost.estimate(run_program(project_root, "dev", {"temporaldb:tunnel": "false"}))
+    host = 0.0042 * 730 + 8 * 0.08  # t4g.nano on demand, 8 GiB gp3 (the AWS price pages)
+    assert base.monthly_usd - without.monthly_usd == pytest.approx(host, abs=0.01)
+    [endpoint] = [line for line in base.lines if line.item.endswith("-tunnel-endpoint")]
+    assert endpoint.monthly_usd == 0.0
+    assert "no charge" in endpoint.detail
 
 
 def test_plan_dev_prints_resources_cost_and_verdict(capsys: pytest.CaptureFixture[str]) -> None:

@@ -123,13 +123,22 @@ def test_parameter_group_forces_tls_and_logs(any_run: ProgramRun) -> None:
     assert primary(any_run).inputs["parameterGroupName"].startswith(group.inputs["namePrefix"])
 
 
+def database_group(run: ProgramRun) -> Registration:
+    [group] = [g for g in run.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-db-access-sg")]
+    return group
+
+
 def test_security_group_admits_only_postgres_from_allowed_sources(any_run: ProgramRun) -> None:
-    group = any_run.one("aws:ec2/securityGroup:SecurityGroup")
+    group = database_group(any_run)
     assert not group.inputs.get("ingress")
     assert not group.inputs.get("egress")
-    rules = any_run.of_type(INGRESS)
+    rules = [r for r in any_run.of_type(INGRESS) if r.inputs["securityGroupId"] == f"{group.name}-id"]
     allowed = json.loads(any_run.config["temporaldb:allowedCidrs"])
-    assert sorted(r.inputs["cidrIpv4"] for r in rules) == sorted(allowed)
+    # The CIDRs of the stack file, and the tunnel host (tests/test_stack_access.py).
+    assert sorted(r.inputs["cidrIpv4"] for r in rules if "cidrIpv4" in r.inputs) == sorted(allowed)
+    assert [r.name for r in rules if "cidrIpv4" not in r.inputs] == [
+        f"temporaldb-{any_run.stack}-tunnel-database-from-host"
+    ]
     for rule in rules:
         assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == ("tcp", 5432, 5432)
     assert primary(any_run).inputs["vpcSecurityGroupIds"] == [f"{group.name}-id"]
@@ -170,6 +179,7 @@ def test_alarms_and_events_reach_the_topic(any_run: ProgramRun) -> None:
     metrics = {a.inputs["metricName"] for a in alarms}
     assert metrics == {
         "CPUUtilization",
+        "CPUCreditBalance",  # both stacks run a t3
         "FreeStorageSpace",
         "FreeableMemory",
         "DatabaseConnections",
@@ -255,6 +265,7 @@ def test_components_follow_the_conventions(any_run: ProgramRun) -> None:
         "temporaldb:access:DatabaseAccess",
         "temporaldb:access:DatabaseFirewall",
         "temporaldb:access:SportDatabase",
+        "temporaldb:access:TunnelPath",
         "temporaldb:cost:CostBudget",
         "temporaldb:database:PostgresDatabase",
         "temporaldb:monitoring:DatabaseAlarms",
@@ -283,21 +294,13 @@ def test_components_never_read_config_or_create_inside_apply(project_root: Path)
 # --- settings change what is built ----------------------------------------------------------------
 
 
-def test_read_replicas_follow_the_primary(project_root: Path) -> None:
-    run = run_program(project_root, "prod", {"temporaldb:readReplicas": "2"})
-    replicas = [r for r in run.of_type(INSTANCE) if r.inputs.get("replicateSourceDb")]
-    # Registration order is asynchronous: compare as a sorted list.
-    assert sorted(r.inputs["identifier"] for r in replicas) == [
-        "temporaldb-prod-replica-1",
-        "temporaldb-prod-replica-2",
-    ]
-    for replica in replicas:
-        assert replica.inputs["replicateSourceDb"] == "temporaldb-prod"
-        assert replica.inputs["publiclyAccessible"] is False
-        assert replica.inputs["skipFinalSnapshot"] is True
-        assert "dbSubnetGroupName" not in replica.inputs
-    assert len(run.of_type(LOG_GROUP)) == 6
-    assert len(run.outputs["replicaEndpoints"]) == 2
+def test_read_replicas_are_refused_with_the_reason(project_root: Path) -> None:
+    with pytest.raises(SettingsError) as refused:
+        run_program(project_root, "prod", {"temporaldb:readReplicas": "2"})
+    message = str(refused.value)
+    assert "temporaldb:readReplicas = 2" in message
+    assert "Secrets Manager" in message
+    assert "instanceClass" in message
 
 
 def test_alarm_email_subscribes_to_the_topic_and_budget(project_root: Path) -> None:
@@ -319,9 +322,11 @@ def test_security_group_and_ipv6_sources(project_root: Path) -> None:
             "temporaldb:subnetIds": '["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]',
         },
     )
-    rules = run.of_type(INGRESS)
+    group = database_group(run)
+    rules = [r for r in run.of_type(INGRESS) if r.inputs["securityGroupId"] == f"{group.name}-id"]
     sources = {(r.inputs.get("cidrIpv6"), r.inputs.get("referencedSecurityGroupId")) for r in rules}
-    assert sources == {("2001:db8::/32", None), (None, "sg-0123456789abcdef0")}
+    tunnel_host = "temporaldb-prod-tunnel-host-sg-id"
+    assert sources == {("2001:db8::/32", None), (None, "sg-0123456789abcdef0"), (None, tunnel_host)}
 
 
 def test_own_subnets_skip_the_network(project_root: Path) -> None:
@@ -333,7 +338,8 @@ def test_own_subnets_skip_the_network(project_root: Path) -> None:
     )
     assert not run.of_type("aws:ec2/vpc:Vpc")
     assert run.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"] == subnets
-    assert run.one("aws:ec2/securityGroup:SecurityGroup").inputs["vpcId"] == "vpc-0123456789abcdef0"
+    groups = run.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert {g.inputs["vpcId"] for g in groups} == {"vpc-0123456789abcdef0"}
 
 
 def test_major_version_changes_family_and_group_name(project_root: Path) -> None:
