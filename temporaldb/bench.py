@@ -151,11 +151,11 @@ def load_in_child(dsn: str, folder: Path, say: Say) -> tuple[float, float]:
     """Run `temporaldb load` as a child process: (wall seconds, peak RSS in MB)."""
     command = [sys.executable, "-m", "temporaldb.cli", "load", "--dsn", dsn, str(folder)]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    for line in process.stderr:
-        say(f"  {line.rstrip()}")
-    if process.wait() != 0:
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:  # closes the pipe when done
+        assert process.stderr is not None
+        for line in process.stderr:
+            say(f"  {line.rstrip()}")
+    if process.returncode != 0:
         raise RuntimeError(f"load failed with exit code {process.returncode}")
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -30,10 +30,10 @@ LATENCY_RUNS = 200
 Say = Callable[[str], None]
 
 
-def _generated(folder: Path, say: Say) -> int:
+def _generated(folder: Path, say: Say, *, seasons: int, first_season: int) -> int:
     """Generate the demo seasons once; return the number of games."""
-    say(f"demo seasons {FIRST_SEASON}-{(FIRST_SEASON + 1) % 100:02d} onwards ({SEASONS}) in {folder}")
-    generation = generate_once(folder, seasons=SEASONS, first_season=FIRST_SEASON, seed=1)
+    say(f"demo seasons {first_season}-{(first_season + 1) % 100:02d} onwards ({seasons}) in {folder}")
+    generation = generate_once(folder, seasons=seasons, first_season=first_season, seed=1)
     summary = generation.summary
     state = "reused" if generation.reused else f"generated in {generation.seconds:.0f} s"
     say(f"  {summary.games:,} games, {summary.events:,} events, {summary.players:,} players ({state})")
@@ -59,7 +59,8 @@ def _headline(dsn: str) -> tuple[asof.AsOfAnswer, float]:
     return answer, statistics.median(samples)
 
 
-def run(project_root: Path, say: Say) -> str:
+def run(project_root: Path, say: Say, *, seasons: int = SEASONS, first_season: int = FIRST_SEASON) -> str:
+    """The demo; `seasons` and `first_season` shrink the league (the tests load one season)."""
     server = localpg.start(project_root)
     say(f"local PostgreSQL {server.version} {'already running' if server.already_running else 'started'}")
     changed = f"{len(server.changes)} changes now" if server.changes else "already in place"
@@ -67,7 +68,7 @@ def run(project_root: Path, say: Say) -> str:
     # As on RDS: the loader connects as etl, questions are asked as analyst.
     writer_dsn, reader_dsn = server.dsn(role="etl"), server.dsn(role="analyst")
     folder = project_root / ".local" / "demo-data"
-    games = _generated(folder, say)
+    games = _generated(folder, say, seasons=seasons, first_season=first_season)
     if _loaded_games(reader_dsn) >= games:
         say("the demo seasons are already loaded (a reload would change nothing)")
     else:
