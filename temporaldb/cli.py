@@ -13,13 +13,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from temporaldb import localpg
+from temporaldb import deployed, localpg
+from temporaldb.roles import login_names
 
 EXIT_OK = 0
 EXIT_OVER_BUDGET = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_DATABASE = 4
+EXIT_NOT_DEPLOYED = deployed.EXIT_NOT_DEPLOYED
+EXIT_NO_LOGIN = deployed.EXIT_NO_LOGIN
+EXIT_AWS = deployed.EXIT_AWS
+
+DATABASE_EXIT_CODES = (
+    "Exit codes: 0 done, 2 usage (an unknown stack or role, a missing --ca-bundle, an unresolvable --host), "
+    "3 bad input, 4 cannot reach the database or it refused the login, and with --stack: 5 no instance (or more "
+    "than one) tagged for the stack, 6 no login for the role (no secret, or IAM auth off), 7 AWS unreachable, "
+    "no credentials or refused."
+)
 
 if TYPE_CHECKING:
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -100,6 +111,95 @@ def _add_dsn(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_connection(parser: argparse.ArgumentParser, default_role: str) -> None:
+    """--dsn or --stack (with --role and the tunnel, TLS and AWS options), for a command that logs in as a role."""
+    where = parser.add_argument_group(
+        "where to connect", f"default: $TEMPORALDB_DSN, else the local server as {default_role}"
+    )
+    choice = where.add_mutually_exclusive_group()
+    choice.add_argument("--dsn", help="libpq connection string or URL (it names its own user)")
+    choice.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="a deployed stack (Pulumi.NAME.yaml): its RDS instance, found by its tags, with the role's login secret "
+        "or an IAM token, over TLS",
+    )
+    where.add_argument(
+        "--role",
+        metavar="ROLE",
+        help=f"login role of the model ({', '.join(login_names())}) on the stack or the local server "
+        f"(default {default_role})",
+    )
+    _add_stack_options(parser, "with --stack")
+
+
+def _add_stack_options(parser: argparse.ArgumentParser, title: str) -> None:
+    group = parser.add_argument_group(title)
+    group.add_argument(
+        "--host",
+        help="connect through a tunnel's local end (host name or IP); TLS still checks the instance's own name",
+    )
+    group.add_argument("--port", type=int, help="the tunnel's local port (default: the instance's port)")
+    group.add_argument("--database", help="database (default: the stack's first sport's, e.g. nba_temporal)")
+    group.add_argument(
+        "--ca-bundle",
+        type=Path,
+        metavar="PATH",
+        help=f"RDS CA bundle for sslmode=verify-full (default: ${deployed.CA_BUNDLE_ENV}, else the bundle shipped in "
+        "temporaldb/data/ for the regions it covers, else sslmode=require with a warning)",
+    )
+    group.add_argument("--region", help="AWS region (default: aws:region of the stack file)")
+    group.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint, e.g. an emulator at http://127.0.0.1:5000")
+    group.add_argument(
+        "--project-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder holding Pulumi.yaml and the stack files (default: found from the current folder)",
+    )
+
+
+_STACK_ONLY = ("host", "port", "database", "ca_bundle", "region", "endpoint_url")
+
+
+def _target(args: argparse.Namespace, default_role: str) -> tuple[str, deployed.StackRequest | None]:
+    """The role to log in as and, with --stack, what to reach; refuses options that do not apply."""
+    role: str = args.role or default_role
+    deployed.check_role(role)
+    if args.stack is None:
+        given = [f"--{name.replace('_', '-')}" for name in _STACK_ONLY if getattr(args, name) is not None]
+        if given:
+            raise deployed.UsageError(f"{', '.join(given)} only apply with --stack")
+        if args.role and args.dsn:
+            raise deployed.UsageError("--role does not apply with --dsn: the DSN names its own user")
+        return role, None
+    from temporaldb.stackconfig import StackConfigError
+
+    try:
+        project_root = _project_root(args)
+    except StackConfigError as error:
+        raise deployed.UsageError(str(error)) from None
+    request = deployed.StackRequest(
+        stack=args.stack,
+        role=role,
+        project_root=project_root,
+        host=args.host,
+        port=args.port,
+        database=args.database,
+        ca_bundle=args.ca_bundle,
+        region=args.region,
+        endpoint_url=args.endpoint_url,
+    )
+    return role, request
+
+
+def _connect_dsn(args: argparse.Namespace, default_role: str) -> str:
+    """The DSN for psycopg (with the password when --stack: never print it)."""
+    from temporaldb.db import resolve_dsn
+
+    role, request = _target(args, default_role)
+    return resolve_dsn(args.dsn, role=role, stack=request, say=lambda line: _say(f"temporaldb {args.command}: {line}"))
+
+
 def _say(message: str) -> None:
     """Progress and logs go to stderr; results to stdout."""
     print(message, file=sys.stderr, flush=True)
@@ -118,7 +218,8 @@ def _project_root(args: argparse.Namespace) -> Path:
 
 
 def _database_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn a missing or unreachable database into a one-line error and exit code 4."""
+    """Turn a missing or unreachable database into a one-line error and exit code 4; a stack that cannot be
+    reached into a one-line error and its own exit code (see DATABASE_EXIT_CODES)."""
 
     def run(args: argparse.Namespace) -> int:
         import psycopg
@@ -127,10 +228,14 @@ def _database_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[
 
         try:
             return handler(args)
+        except deployed.DeployedStackError as error:
+            print(f"temporaldb {args.command}: {error}", file=sys.stderr)
+            return error.exit_code
         except NoDatabaseError as error:
             print(f"temporaldb {args.command}: {error}", file=sys.stderr)
         except psycopg.OperationalError as error:
-            print(f"temporaldb {args.command}: cannot reach the database: {str(error).strip()}", file=sys.stderr)
+            reason = " ".join(str(error).split())
+            print(f"temporaldb {args.command}: cannot reach the database: {reason}", file=sys.stderr)
         return EXIT_DATABASE
 
     return run
@@ -142,17 +247,18 @@ def _add_migrate(commands: Commands) -> None:
         help="apply pending SQL migrations",
         description="Apply every pending sql/migrations file in one transaction under an advisory lock; "
         "refuse when an applied file was edited. Re-running with nothing pending changes nothing.",
+        epilog=DATABASE_EXIT_CODES,
     )
-    _add_dsn(parser)
+    _add_connection(parser, "migrator")
     parser.set_defaults(handler=_database_errors(_run_migrate))
 
 
 def _run_migrate(args: argparse.Namespace) -> int:
-    from temporaldb.db import resolve_dsn
     from temporaldb.migrate import MigrationError, migrate
 
+    dsn = _connect_dsn(args, "migrator")
     try:
-        result = migrate(resolve_dsn(args.dsn, role="migrator"))
+        result = migrate(dsn)
     except MigrationError as error:
         print(f"temporaldb migrate: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -170,19 +276,20 @@ def _add_load(commands: Commands) -> None:
         help="load a folder of canonical CSV files",
         description="Load teams.csv, players.csv, games.csv and events.csv (or .csv.gz) in one transaction. "
         "A bad row stops the load with file:line: reason and changes nothing. Later loads may correct events.",
+        epilog=DATABASE_EXIT_CODES,
     )
     parser.add_argument("folder", type=Path, help="folder holding the canonical CSV files")
-    _add_dsn(parser)
+    _add_connection(parser, "etl")
     parser.set_defaults(handler=_database_errors(_run_load))
 
 
 def _run_load(args: argparse.Namespace) -> int:
-    from temporaldb.db import resolve_dsn
     from temporaldb.load import LoadError, load_directory
 
+    dsn = _connect_dsn(args, "etl")
     print(f"loading {args.folder}", file=sys.stderr)
     try:
-        summary = load_directory(resolve_dsn(args.dsn, role="etl"), args.folder, _report)
+        summary = load_directory(dsn, args.folder, _report)
     except LoadError as error:
         print(f"temporaldb load: {error}", file=sys.stderr)
         print("temporaldb load: nothing was changed", file=sys.stderr)
@@ -201,6 +308,7 @@ def _add_asof(commands: Commands) -> None:
         help="a player's or team's totals at an exact moment",
         description="Answer a cumulative stat line as of an exact moment, e.g. "
         "temporaldb asof 'Kobe Bryant' --at 2016-06-19T19:02:34.560 --tz America/Chicago",
+        epilog=DATABASE_EXIT_CODES,
     )
     parser.add_argument("subject", help="player name or id (with --team: team name, abbreviation or id)")
     parser.add_argument("--at", required=True, help="ISO 8601 moment; without an offset, give --tz")
@@ -211,7 +319,7 @@ def _add_asof(commands: Commands) -> None:
     )
     parser.add_argument("--season-type", choices=("regular", "playoffs", "all"), default="regular")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    _add_dsn(parser)
+    _add_connection(parser, "analyst")
     parser.set_defaults(handler=_database_errors(_run_asof))
 
 
@@ -221,12 +329,11 @@ def _run_asof(args: argparse.Namespace) -> int:
     import psycopg
 
     from temporaldb import asof
-    from temporaldb.db import resolve_dsn
 
     scope = args.scope or ("season" if args.team else "career")
     try:
         moment = asof.parse_moment(args.at, args.tz)
-        with psycopg.connect(resolve_dsn(args.dsn, role="analyst")) as connection:
+        with psycopg.connect(_connect_dsn(args, "analyst")) as connection:
             subject = asof.resolve_subject(connection, args.subject, team=args.team)
             answer = asof.stats_as_of(connection, subject, moment, scope, args.season_type)
     except asof.AsOfError as error:
@@ -244,6 +351,37 @@ def _run_asof(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2))
     else:
         print(asof.render(answer))
+    return EXIT_OK
+
+
+def _add_stack_dsn(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "dsn",
+        help="print the libpq DSN of a deployed stack's database for a role, without the password",
+        description="Find the stack's RDS instance by its tags and print a libpq DSN (host, hostaddr through a "
+        "tunnel, port, database, user, TLS settings) for psql or psycopg, without the password; stderr says how "
+        "to get it (the login secret's ARN, or the command that makes an IAM token). Reads no secret value. "
+        "(`temporaldb local dsn` prints the local server's.)",
+        epilog=DATABASE_EXIT_CODES,
+    )
+    parser.add_argument("--stack", metavar="NAME", required=True, help="the deployed stack (Pulumi.NAME.yaml)")
+    parser.add_argument(
+        "--role", metavar="ROLE", default="analyst", help=f"login role ({', '.join(login_names())}; default analyst)"
+    )
+    _add_stack_options(parser, "tunnel, TLS and AWS")
+    parser.set_defaults(handler=_database_errors(_run_stack_dsn), dsn=None)
+
+
+def _run_stack_dsn(args: argparse.Namespace) -> int:
+    _, request = _target(args, "analyst")
+    if request is None:  # argparse requires --stack
+        raise deployed.UsageError("--stack is required")
+    login, _ = deployed.locate(request)
+    _say(f"temporaldb dsn: {login.describe()}")
+    if login.tls.warning:
+        _say(f"temporaldb dsn: {login.tls.warning}")
+    _say(f"temporaldb dsn: {login.password_hint()}")
+    print(login.dsn())
     return EXIT_OK
 
 
@@ -356,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_migrate(commands)
     _add_load(commands)
     _add_asof(commands)
+    _add_stack_dsn(commands)
     _add_generate(commands)
     localpg.register(commands)
     _add_bench(commands)
