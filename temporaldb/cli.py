@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from temporaldb import deployed, localpg
+from temporaldb import deployed, localpg, tunnel
 from temporaldb.roles import login_names
 
 EXIT_OK = 0
@@ -236,6 +236,10 @@ def _database_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[
         except psycopg.OperationalError as error:
             reason = " ".join(str(error).split())
             print(f"temporaldb {args.command}: cannot reach the database: {reason}", file=sys.stderr)
+        except psycopg.errors.InsufficientPrivilege as error:
+            # A role the model does not allow this (e.g. etl asking as-of questions): say so, no traceback.
+            reason = " ".join(str(error).split())
+            print(f"temporaldb {args.command}: the role may not do this: {reason}", file=sys.stderr)
         return EXIT_DATABASE
 
     return run
@@ -475,7 +479,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     from temporaldb.db import resolve_dsn
 
     result = bench.run(resolve_dsn(args.dsn), args.data, seasons=args.seasons, queries=args.queries, say=_say)
-    command = "temporaldb " + " ".join(shlex.quote(part) for part in sys.argv[1:] if not part.startswith("postgres"))
+    command = "temporaldb " + " ".join(shlex.quote(part) for part in args.argv if not part.startswith("postgres"))
     report = bench.render_markdown(result, command)
     if args.results:
         args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -497,13 +501,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_dsn(commands)
     _add_generate(commands)
     localpg.register(commands)
+    tunnel.register(commands)
     _add_bench(commands)
     _add_demo(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(given)
+    args.argv = given  # what the command was, for reports
     handler = args.handler
     result: int = handler(args)
     return result

@@ -209,6 +209,7 @@ class AwsClients:
 
     rds: Any
     secrets: Any
+    ec2: Any
     region: str
     region_origin: str
     endpoint_url: str | None
@@ -312,7 +313,7 @@ def _unverified(region: str, why: str) -> str:
 
 
 @contextlib.contextmanager
-def _aws_errors(what: str, aws: AwsClients | None = None) -> Iterator[None]:
+def aws_errors(what: str, aws: AwsClients | None = None) -> Iterator[None]:
     """botocore's exceptions as one-line AwsError messages saying what was being done."""
     import botocore.exceptions  # noqa: PLC0415
 
@@ -339,7 +340,7 @@ def _aws_errors(what: str, aws: AwsClients | None = None) -> Iterator[None]:
         raise AwsError(f"cannot reach AWS to {what}{where}: {error}") from None
 
 
-def _clients(stack_file: StackFile, request: StackRequest) -> AwsClients:
+def clients(stack_file: StackFile, request: StackRequest) -> AwsClients:
     import boto3  # noqa: PLC0415 (only --stack needs AWS)
     import botocore.config  # noqa: PLC0415
     import botocore.exceptions  # noqa: PLC0415
@@ -362,10 +363,11 @@ def _clients(stack_file: StackFile, request: StackRequest) -> AwsClients:
     config = botocore.config.Config(
         connect_timeout=10, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
     )
-    with _aws_errors("create the AWS clients"):
+    with aws_errors("create the AWS clients"):
         rds = session.client("rds", region_name=region, endpoint_url=request.endpoint_url, config=config)
         secrets = session.client("secretsmanager", region_name=region, endpoint_url=request.endpoint_url, config=config)
-    return AwsClients(rds, secrets, region, origin, request.endpoint_url)
+        ec2 = session.client("ec2", region_name=region, endpoint_url=request.endpoint_url, config=config)
+    return AwsClients(rds, secrets, ec2, region, origin, request.endpoint_url)
 
 
 def find_instance(aws: AwsClients, stack_file: StackFile) -> Instance:
@@ -373,7 +375,7 @@ def find_instance(aws: AwsClients, stack_file: StackFile) -> Instance:
     from temporaldb.drills import rds as drill_rds  # noqa: PLC0415
 
     wanted = {drill_rds.PROJECT_TAG: PROJECT, drill_rds.STACK_TAG: stack_file.qualified}
-    with _aws_errors("list the RDS instances", aws):
+    with aws_errors("list the RDS instances", aws):
         described = [
             instance
             for page in aws.rds.get_paginator("describe_db_instances").paginate()
@@ -417,7 +419,7 @@ def find_instance(aws: AwsClients, stack_file: StackFile) -> Instance:
 def find_login_secret(aws: AwsClients, stack_file: StackFile, role: str) -> str:
     """The ARN of the role's login secret, named `temporaldb-<stack>/<role>-<suffix>` by `pulumi up`."""
     prefix = f"{stack_file.qualified}/{role}-"
-    with _aws_errors("list the login secrets", aws):
+    with aws_errors("list the login secrets", aws):
         found = [
             entry
             for page in aws.secrets.get_paginator("list_secrets").paginate(
@@ -440,7 +442,7 @@ def find_login_secret(aws: AwsClients, stack_file: StackFile, role: str) -> str:
 
 def read_password(aws: AwsClients, arn: str, role: str) -> str:
     """The password of the login secret (the secret's other fields name the user and the instance)."""
-    with _aws_errors(f"read secret {arn}", aws):
+    with aws_errors(f"read secret {arn}", aws):
         text = aws.secrets.get_secret_value(SecretId=arn).get("SecretString")
     try:
         value = json.loads(text or "")
@@ -454,7 +456,7 @@ def read_password(aws: AwsClients, arn: str, role: str) -> str:
 
 def iam_token(aws: AwsClients, instance: Instance, user: str) -> str:
     """An IAM auth token for `user` on the instance's own address and port (signed locally, valid 15 minutes)."""
-    with _aws_errors(f"sign an IAM auth token for {user}", aws):
+    with aws_errors(f"sign an IAM auth token for {user}", aws):
         token = aws.rds.generate_db_auth_token(
             DBHostname=instance.address, Port=instance.port, DBUsername=user, Region=aws.region
         )
@@ -474,7 +476,7 @@ def locate(request: StackRequest) -> tuple[Login, AwsClients]:
     tunnel = tunnel_addresses(request.host) if request.host else ()
     if request.port is not None and not tunnel:
         raise UsageError("--port is the tunnel's port: give --host too (e.g. --host localhost --port 15432)")
-    aws = _clients(stack_file, request)
+    aws = clients(stack_file, request)
     instance = find_instance(aws, stack_file)
     if request.role in stack_file.iam_users:
         if not instance.iam_auth:

@@ -26,7 +26,7 @@ from psycopg import errors
 from psycopg.conninfo import make_conninfo
 
 from temporaldb.bootstrap import bootstrap
-from temporaldb.cli import EXIT_OK, main
+from temporaldb.cli import EXIT_DATABASE, EXIT_OK, main
 from temporaldb.load import load_directory
 from temporaldb.localpg import local_sports
 from temporaldb.migrate import migrate
@@ -516,10 +516,7 @@ def test_temporaldb_asof_by_login(server: Server, login: str, capsys: pytest.Cap
     """`temporaldb asof` works for the readers (and the owner), not for the writer (no EXECUTE on nba)."""
     moment = "2016-06-19T19:02:34.560-05:00"
     argv = ["asof", str(KOBE), "--at", moment, "--dsn", server.dsn(login), "--json"]
-    try:
-        code = main(argv)
-    except errors.InsufficientPrivilege:  # the CLI does not turn a privilege error into an exit code (today)
-        code = None
+    code = main(argv)
     out, err = capsys.readouterr()
     if login in {ANALYST, APP, MIGRATOR}:
         assert code == EXIT_OK
@@ -528,5 +525,7 @@ def test_temporaldb_asof_by_login(server: Server, login: str, capsys: pytest.Cap
         assert tuple(stats[name] for name in STATS) == reference
         assert stats["points"] > 0
     else:
-        assert code != EXIT_OK
-        assert code is None or "permission denied" in err
+        assert code == EXIT_DATABASE
+        assert "the role may not do this" in err
+        assert "permission denied" in err
+        assert len(err.strip().splitlines()) == 1
