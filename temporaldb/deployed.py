@@ -232,7 +232,7 @@ def read_stack_file(project_root: Path, stack: str) -> StackFile:
     """Region, profile, IAM users and default database from `Pulumi.<stack>.yaml` (and Pulumi.yaml's defaults)."""
     files = ProjectFiles(project_root)
     try:
-        config = load_stack_config(files, stack)
+        config = load_stack_config(files, stack, skip_encrypted=True)
     except StackConfigError as error:
         raise UsageError(str(error)) from None
     file_name = files.stack_file(stack).name

@@ -76,8 +76,13 @@ def declared_config(files: ProjectFiles) -> dict[str, dict[str, Any]]:
     return {(key if ":" in key else f"{name}:{key}"): spec for key, spec in declarations.items()}
 
 
-def load_stack_config(files: ProjectFiles, stack: str) -> dict[str, str]:
-    """Declared defaults overlaid with the stack file, as engine strings."""
+def load_stack_config(files: ProjectFiles, stack: str, *, skip_encrypted: bool = False) -> dict[str, str]:
+    """Declared defaults overlaid with the stack file, as engine strings.
+
+    An encrypted (`secure:`) value cannot be read without Pulumi: it is an error,
+    or with `skip_encrypted` left out (for readers that do not need it, such as
+    the commands that only want the region and the IAM users).
+    """
     path = files.stack_file(stack)
     if not path.is_file():
         known = ", ".join(files.stacks()) or "none"
@@ -92,6 +97,8 @@ def load_stack_config(files: ProjectFiles, stack: str) -> dict[str, str]:
         raise StackConfigError(f"{path}: config must be a mapping")
     for key, value in stack_config.items():
         if isinstance(value, dict) and "secure" in value:
+            if skip_encrypted:
+                continue
             raise StackConfigError(f"{path}: {key} is encrypted; the offline plan cannot read secrets")
         merged[str(key)] = engine_string(value)
     return merged

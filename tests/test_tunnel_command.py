@@ -164,3 +164,15 @@ def test_it_runs_the_aws_cli_with_that_command(
     argv = json.loads(record.read_text())
     assert argv[:2] == ["ec2-instance-connect", "ssh"]
     assert argv[argv.index("--local-forwarding") + 1] == f"5432:{deployed_stack[0]}:5432"
+
+
+def test_a_stack_file_with_an_encrypted_value_still_names_its_region(tmp_path: Path) -> None:
+    from temporaldb import deployed
+    from temporaldb.stackconfig import ProjectFiles, StackConfigError, load_stack_config
+
+    shutil.copy(PROJECT_ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    config = {"aws:region": "eu-west-1", "temporaldb:alarmEmail": {"secure": "v1:c2VjcmV0"}}
+    (tmp_path / "Pulumi.team.yaml").write_text(json.dumps({"config": config}))
+    with pytest.raises(StackConfigError, match="alarmEmail is encrypted"):
+        load_stack_config(ProjectFiles(tmp_path), "team")  # the offline plan cannot do without it
+    assert deployed.read_stack_file(tmp_path, "team").region == "eu-west-1"
