@@ -34,13 +34,9 @@ import argparse
 import datetime as dt
 import tempfile
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from temporaldb.drills import runbook
-from temporaldb.drills.report import DrillReport, StageResult
-
-if TYPE_CHECKING:
-    from temporaldb.drills.local_restore import StageRecord
+from temporaldb.drills.report import DrillReport
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,33 +121,25 @@ def _local(args: argparse.Namespace, report: DrillReport) -> None:
         runbook.say_plan(LOCAL_PLAN)
         return
     work_dir = args.work_dir or Path(tempfile.gettempdir())
-    try:
-        result = local_restore.run(work_dir, runbook.say, keep=args.keep)
-    except local_restore.DrillError as error:
-        report.stages = [_stage(record) for record in error.stages]
-        report.failed_stage = error.stage
-        runbook.note_local_teardown(report, error.drill_dir, CLUSTERS)
+    tracked = runbook.LocalRun(report, CLUSTERS)
+    try:  # the stages go straight into the report: an interrupted drill's are there too
+        result = local_restore.run(
+            work_dir, runbook.say, keep=args.keep, stages=report.stages, on_change=tracked.changed
+        )
+    except BaseException:
+        tracked.ended()
         raise
-    report.stages = [_stage(record) for record in result.stages]
     report.verified = result.verified
     report.rto_seconds = result.rto_seconds
     report.rpo_seconds = result.rpo_seconds
     report.details = result.to_dict()
-    report.failed_stage = next((stage.name for stage in result.stages if not stage.ok), None)
-    runbook.note_local_teardown(report, result.drill_dir, CLUSTERS)
-
-
-def _stage(record: StageRecord) -> StageResult:
-    started = dt.datetime.fromisoformat(record.started_at)
-    ended = dt.datetime.fromisoformat(record.ended_at)
-    seconds = round((ended - started).total_seconds(), 3)
-    return StageResult(record.name, record.started_at, record.ended_at, seconds, record.ok, record.detail)
+    tracked.ended()
 
 
 def _result_line(report: DrillReport, code: int) -> str:
     if not report.applied:
         return f"restore drill {report.mode}: dry run, nothing changed (add --apply to run it)"
-    state = "verified" if report.verified else f"FAILED at {report.failed_stage or 'an unknown stage'}"
+    state = "verified" if report.verified else runbook.failure_state(report)
     figures = f"rto_seconds={report.rto_seconds} rpo_seconds={report.rpo_seconds}"
     return f"restore drill {report.mode} {report.run_id}: {state}; {figures}; exit {code}"
 

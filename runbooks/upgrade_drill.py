@@ -37,10 +37,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from temporaldb.drills import runbook
-from temporaldb.drills.report import DrillReport, StageResult
+from temporaldb.drills.report import DrillReport
 
 if TYPE_CHECKING:
-    from temporaldb.drills.local_upgrade import LocalUpgradeReport, StageRecord
+    from temporaldb.drills.local_upgrade import LocalUpgradeReport
 
 LOCAL_SOURCE_MAJORS = (15, 16)
 
@@ -135,36 +135,36 @@ def _local(args: argparse.Namespace, report: DrillReport) -> None:
         local_upgrade.source_binaries(args.source_major)
     except local_upgrade.SourceBinariesError as error:
         raise runbook.Refused(str(error)) from error
-    try:
-        result = local_upgrade.run(work_dir, args.source_major, runbook.say, keep=args.keep)
+    tracked = runbook.LocalRun(report, "source and upgraded clusters")
+    result: LocalUpgradeReport | None = None
+    try:  # the stages go straight into the report: an interrupted drill's are there too
+        result = local_upgrade.run(
+            work_dir, args.source_major, runbook.say, keep=args.keep, stages=report.stages, on_change=tracked.changed
+        )
     except local_upgrade.UpgradeDrillFailed as error:
-        _copy(error.report, report)
-        report.failed_stage = error.stage
+        result = error.report  # the partial report: findings, must_change_first
         raise
-    _copy(result, report)
+    finally:
+        if result is not None:
+            _copy(result, report)
+        tracked.ended()
     for line in result.summary().splitlines():
         runbook.say(line)
 
 
 def _copy(result: LocalUpgradeReport, report: DrillReport) -> None:
-    report.stages = [_stage(record) for record in result.stages]
     report.verified = result.verified
     # The downtime of the real upgrade, analyze included: what a maintenance window must hold.
     report.rto_seconds = result.downtime_with_analyze_seconds
     report.rpo_seconds = None  # pg_upgrade loses no committed data
     report.failed_stage = result.failed_stage
     report.details = result.as_dict()
-    runbook.note_local_teardown(report, result.drill_dir, "source and upgraded clusters")
-
-
-def _stage(record: StageRecord) -> StageResult:
-    return StageResult(record.name, record.started_at, record.ended_at, record.seconds, record.ok, record.detail)
 
 
 def _result_line(report: DrillReport, code: int) -> str:
     if not report.applied:
         return f"upgrade drill {report.mode}: dry run, nothing changed (add --apply to run it)"
-    state = "verified" if report.verified else f"FAILED at {report.failed_stage or 'an unknown stage'}"
+    state = "verified" if report.verified else runbook.failure_state(report)
     safe = report.details.get("safe_to_schedule")
     return (
         f"upgrade drill {report.mode} {report.run_id}: {state}; safe_to_schedule={safe}; "

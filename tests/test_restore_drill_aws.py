@@ -20,7 +20,7 @@ from botocore.stub import Stubber
 from psycopg.conninfo import make_conninfo
 
 from runbooks import restore_drill
-from temporaldb.drills import aws_restore, rds
+from temporaldb.drills import aws_restore, rds, runbook
 from temporaldb.drills.report import DrillReport
 from temporaldb.drills.runbook import EXIT_CONNECTIVITY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from tests.drill_fixtures import REGION, SOURCE, STACK_TAGS, Stack, league_server, make_stack, remove_stack
@@ -228,6 +228,41 @@ def test_an_unreachable_source_database_is_a_connectivity_failure(
     assert report["torn_down"] == []
     assert report["stages"][-1] == {**report["stages"][-1], "name": "teardown", "detail": "nothing was created"}
     assert set(_instances(stack.rds)) == {SOURCE}
+
+
+@pytest.mark.parametrize("stop", ["unexpected-error", "ctrl-c"])
+def test_a_drill_stopped_before_the_restore_exits_4_and_claims_no_change(
+    stack: Stack,
+    database: Servers,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stop: str,
+) -> None:
+    """A bug (or Ctrl-C) while the source's facts are read: the copy was never asked for, so nothing changed."""
+    if stop == "ctrl-c":
+
+        def say(message: str) -> None:
+            if message == "[record_facts] started":
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(runbook, "say", say)
+    else:
+
+        def crash(*_: object, **__: object) -> None:
+            raise RuntimeError("the facts reader crashed")
+
+        monkeypatch.setattr(aws_restore, "snapshot", crash)
+    path = tmp_path / "r.json"
+    assert restore_drill.main(_args(stack, database, "--apply", "--report", str(path))) == EXIT_REFUSED
+    report = json.loads(path.read_text())
+    assert (report["failed_stage"], report["changed"], report["torn_down"]) == ("record_facts", False, [])
+    assert report["error"] == ("interrupted (Ctrl-C)" if stop == "ctrl-c" else "the facts reader crashed")
+    assert [(s["name"], s["detail"]) for s in report["stages"]][-1] == ("teardown", "nothing was created")
+    assert set(_instances(stack.rds)) == {SOURCE}
+    out = capsys.readouterr().out
+    assert "FAILED at record_facts before any change (nothing to tear down); rto_seconds=None" in out
+    assert out.rstrip().endswith(f"exit {EXIT_REFUSED}")
 
 
 def test_an_unreachable_copy_fails_the_drill_and_deletes_the_copy(

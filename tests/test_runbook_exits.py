@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from temporaldb.drills import rds
-from temporaldb.drills.report import DrillReport
+from temporaldb.drills.report import DrillReport, Terminated
 from temporaldb.drills.runbook import EXIT_CONNECTIVITY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, execute
 
 
@@ -43,6 +45,12 @@ def _drill(error: BaseException | None, *, changed: bool, verified: bool = True)
         (_client_error("InvalidDBInstanceState"), True, EXIT_FAILED),
         (rds.RdsDrillError("the copy differs"), True, EXIT_FAILED),
         (KeyboardInterrupt(), True, EXIT_FAILED),
+        (Terminated("terminated (SIGTERM)"), True, EXIT_FAILED),
+        # Stopped before any change, whatever stopped it: nothing to tear down, the "no change" code.
+        (KeyboardInterrupt(), False, EXIT_REFUSED),
+        (Terminated("terminated (SIGTERM)"), False, EXIT_REFUSED),
+        (RuntimeError("a bug in the drill"), False, EXIT_REFUSED),
+        (RuntimeError("a bug in the drill"), True, EXIT_FAILED),
     ],
 )
 def test_exit_codes_follow_what_stopped_the_drill(
@@ -54,6 +62,41 @@ def test_exit_codes_follow_what_stopped_the_drill(
     written = json.loads(path.read_text())
     assert written["changed"] is changed
     assert (written["error"] is None) is (error is None)
+
+
+def test_a_failure_before_any_change_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = DrillReport("restore", "aws", "20261126t041500-abcd", applied=True)
+    path = tmp_path / "r.json"
+    assert execute(report, lambda: _drill(ValueError("unexpected"), changed=False)(report), path) == EXIT_REFUSED
+    written = json.loads(path.read_text())
+    assert (written["changed"], written["torn_down"], written["error"]) == (False, [], "unexpected")
+    assert "no change was made" in capsys.readouterr().err
+
+
+def test_sigterm_interrupts_the_drill_once_and_cannot_cut_its_teardown_short(tmp_path: Path) -> None:
+    """The first SIGTERM stops the drill as Ctrl-C would; a second one, during teardown, is only noted."""
+    report = DrillReport("upgrade", "local", "20261126t041500-abcd", applied=True)
+    before = signal.getsignal(signal.SIGTERM)
+    reached: list[str] = []
+
+    def body() -> None:
+        report.changed = True
+        try:
+            with report.stage("source_load", lambda _: None):
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler raises here, in this thread
+                reached.append("after the first SIGTERM")
+        finally:
+            with report.stage("teardown", lambda _: None):
+                os.kill(os.getpid(), signal.SIGTERM)
+                reached.append("teardown went on")
+
+    path = tmp_path / "u.json"
+    assert execute(report, body, path) == EXIT_FAILED
+    assert reached == ["teardown went on"]
+    written = json.loads(path.read_text())
+    assert (written["failed_stage"], written["error"]) == ("source_load", "terminated (SIGTERM)")
+    assert [(stage["name"], stage["ok"]) for stage in written["stages"]] == [("source_load", False), ("teardown", True)]
+    assert signal.getsignal(signal.SIGTERM) == before  # the caller's handling is back
 
 
 def test_an_applied_drill_that_did_not_verify_fails() -> None:

@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from runbooks import upgrade_drill
-from temporaldb.drills import aws_restore, aws_upgrade, rds
+from temporaldb.drills import aws_restore, aws_upgrade, rds, runbook
 from temporaldb.drills.aws_upgrade import (
     EngineCatalog,
     Login,
@@ -42,7 +42,7 @@ from temporaldb.drills.aws_upgrade import (
     UpgradeTarget,
 )
 from temporaldb.drills.report import DrillReport
-from temporaldb.drills.runbook import EXIT_OK
+from temporaldb.drills.runbook import EXIT_OK, EXIT_REFUSED
 from tests import drill_fixtures
 from tests.drill_fixtures import MASTER_USER, REGION, SOURCE, STACK_TAGS, Stack, instances, league_server, make_stack
 from tests.pgservers import ThrowawayServer
@@ -575,6 +575,45 @@ def test_a_class_the_target_cannot_run_is_refused_before_any_change(stack: Stack
     changes = report.details["must_change_first"]
     assert changes[0].startswith("Pulumi.dev.yaml: temporaldb:instanceClass: a class that runs both postgres 16.4")
     assert not report.details["safe_to_schedule"]
+
+
+@pytest.mark.parametrize("stop", ["unexpected-error", "ctrl-c"])
+def test_a_drill_stopped_before_the_snapshot_exits_4_and_claims_no_change(
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    stop: str,
+) -> None:
+    """A bug (or Ctrl-C) while the preconditions are checked, logins read: nothing was snapshotted or restored."""
+    catalog, _ = _catalog(source_arn=_source_arn(stack))
+    monkeypatch.setattr(aws_upgrade, "EngineCatalog", lambda _client: catalog)
+    if stop == "ctrl-c":
+
+        def say(message: str) -> None:
+            if message == "[preconditions] started":
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(runbook, "say", say)
+    else:
+
+        def crash(*_: object, **__: object) -> None:
+            raise RuntimeError("choosing the target crashed")
+
+        monkeypatch.setattr(aws_upgrade, "choose_target", crash)
+    before = _drill_resources(stack.rds)
+    path = tmp_path / "u.json"
+    argv = ["--stack", "dev", "--target-version", "18", "--endpoint-url", stack.endpoint, "--region", REGION]
+    assert upgrade_drill.main([*argv, "--apply", "--report", str(path)]) == EXIT_REFUSED
+    assert _drill_resources(stack.rds) == before
+    report = json.loads(path.read_text())
+    assert (report["failed_stage"], report["changed"], report["torn_down"]) == ("preconditions", False, [])
+    assert report["error"] == ("interrupted (Ctrl-C)" if stop == "ctrl-c" else "choosing the target crashed")
+    assert [(stage["name"], stage["ok"]) for stage in report["stages"]] == [
+        ("read_logins", True),
+        ("preconditions", False),
+    ]
+    assert "FAILED at preconditions before any change (nothing to tear down)" in capsys.readouterr().out
 
 
 def test_read_logins_finds_the_stacks_secrets_and_the_masters(stack: Stack) -> None:

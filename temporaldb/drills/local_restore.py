@@ -54,6 +54,7 @@ import psycopg
 
 from temporaldb.bootstrap import bootstrap
 from temporaldb.drills.facts import DatabaseFacts, compare, snapshot
+from temporaldb.drills.report import StageResult, describe
 from temporaldb.generate import generate_league
 from temporaldb.load import find_input, load_directory
 from temporaldb.localpg import (
@@ -109,7 +110,7 @@ class DrillError(Exception):
     """A stage of the drill failed; `stage` names it, `stages` are the records up to and including it."""
 
     def __init__(
-        self, stage: str, message: str, stages: Sequence[StageRecord] = (), drill_dir: Path | None = None
+        self, stage: str, message: str, stages: Sequence[StageResult] = (), drill_dir: Path | None = None
     ) -> None:
         super().__init__(f"restore drill, stage {stage}: {message}")
         self.stage = stage
@@ -121,19 +122,6 @@ class DrillError(Exception):
 # --------------------------------------------------------------------------------------------------------------
 # The report
 # --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StageRecord:
-    name: str
-    started_at: str
-    """ISO 8601, UTC, milliseconds."""
-    ended_at: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -186,7 +174,7 @@ class RestoreEvidence:
 
 @dataclass(frozen=True)
 class LocalRestoreReport:
-    stages: tuple[StageRecord, ...]
+    stages: tuple[StageResult, ...]
     restore_target: dt.datetime
     """The point in time the restore recovered to (`recovery_target_time`)."""
     rto_seconds: float | None
@@ -213,17 +201,13 @@ class LocalRestoreReport:
             "postgres_version": self.postgres_version,
             "drill_dir": str(self.drill_dir),
             "kept": self.kept,
-            "stages": [stage.to_dict() for stage in self.stages],
+            "stages": [dataclasses.asdict(stage) for stage in self.stages],
             "evidence": self.evidence.to_dict(),
         }
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -362,18 +346,22 @@ def run(
     keep: bool = False,
     restore_timeout: float = 900.0,
     archive_timeout: float = 120.0,
+    stages: list[StageResult] | None = None,
+    on_change: Callable[[Path], None] = lambda _: None,
 ) -> LocalRestoreReport:
     """Run the whole drill in a new folder under `work_dir` (see the module docstring); never touches others.
 
     `seasons`: seasons per batch of the default generated data; `batches` replaces that data.
     `restore_target` overrides the moment restored to (to rehearse a wrong target: the verification still
     expects the facts recorded after batch A). `keep` leaves the folder with both clusters stopped.
+    `stages`, if given, receives each stage's record as it starts (a caller stopped by Ctrl-C or SIGTERM still
+    has them, teardown included); `on_change(folder)` is called once the drill folder exists, its first change.
     Raises DrillError naming the failed stage; a completed restore that does not match the recorded facts
     returns a report with `verified=False`.
     """
     if restore_target is not None and restore_target.utcoffset() is None:
         raise ValueError(f"restore_target {restore_target.isoformat()} needs a UTC offset")
-    drill = _Drill(work_dir, say, keep)
+    drill = _Drill(work_dir, say, keep, [] if stages is None else stages, on_change)
     write = batches or generated_batches(seasons, say=say)
     failed = True
     try:
@@ -393,12 +381,6 @@ class _Cluster:
 
     def dsn(self, database: str = DATABASE, user: str = SUPERUSER) -> str:
         return socket_dsn(self.socket_dir, SOCKET_PORT, database, user)
-
-
-@dataclass
-class _Notes:
-    detail: str = ""
-    ok: bool = True
 
 
 class _Ticker:
@@ -452,11 +434,14 @@ class _Recorded:
 
 
 class _Drill:
-    def __init__(self, work_dir: Path, say: Say, keep: bool) -> None:
+    def __init__(
+        self, work_dir: Path, say: Say, keep: bool, stages: list[StageResult], on_change: Callable[[Path], None]
+    ) -> None:
         self.work_dir = work_dir
         self.say = say
         self.keep = keep
-        self.stages: list[StageRecord] = []
+        self.stages = stages
+        self.on_change = on_change
         self.where: _Where | None = None
         self.clusters: list[_Cluster] = []
         self.extra_dirs: list[Path] = []
@@ -464,38 +449,38 @@ class _Drill:
     # --- stages -----------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[_Notes]:
-        """Record the stage; any failure inside becomes a DrillError naming it (Ctrl-C stays KeyboardInterrupt)."""
-        started = _now()
-        self.say(f"[{name}] ...")
-        notes = _Notes()
-        try:
-            yield notes
+    def stage(self, name: str) -> Iterator[StageResult]:
+        """Record the stage; any failure inside becomes a DrillError naming it (Ctrl-C stays KeyboardInterrupt).
+
+        The block sets the record's `detail`, and `ok = False` for a verdict that is not an error (verify).
+        """
+        record = StageResult(name)
+        try:  # all of it, saying included: a signal landing anywhere in the stage is recorded against it
+            self.stages.append(record)  # from its start: a drill stopped by a signal still shows where it was
+            self.say(f"[{name}] ...")
+            yield record
+            record.finish(record.ok is not False)
+            self.say(f"[{name}] {'done' if record.ok else 'FAILED'}{': ' + record.detail if record.detail else ''}")
         except DrillError as error:
-            self._failed(name, started, error.reason)
+            self._failed(record, error.reason)
             if error.stage != name:
                 raise DrillError(name, error.reason, self.stages, self._drill_dir()) from error
             error.stages, error.drill_dir = tuple(self.stages), self._drill_dir()
             raise
         except Exception as error:
             reason = str(error).strip() or type(error).__name__
-            self._failed(name, started, reason)
+            self._failed(record, reason)
             raise DrillError(name, reason, self.stages, self._drill_dir()) from error
-        except BaseException:
-            self._failed(name, started, "interrupted")
+        except BaseException as error:  # Ctrl-C, SIGTERM: recorded, then on to teardown
+            self._failed(record, describe(error))
             raise
-        self._record(name, started, ok=notes.ok, detail=notes.detail)
-        self.say(f"[{name}] {'done' if notes.ok else 'FAILED'}{': ' + notes.detail if notes.detail else ''}")
 
-    def _failed(self, name: str, started: str, reason: str) -> None:
-        self._record(name, started, ok=False, detail=reason)
-        self.say(f"[{name}] FAILED: {reason}")
+    def _failed(self, record: StageResult, reason: str) -> None:
+        record.finish(False, reason)
+        self.say(f"[{record.name}] FAILED: {reason}")
 
     def _drill_dir(self) -> Path | None:
         return self.where.drill_dir if self.where else None
-
-    def _record(self, name: str, started: str, *, ok: bool, detail: str) -> None:
-        self.stages.append(StageRecord(name, started, _now(), ok, detail))
 
     def execute(
         self, write_batches: BatchWriter, override: dt.datetime | None, restore_timeout: float, archive_timeout: float
@@ -599,6 +584,7 @@ class _Drill:
         base = reachable_folder(account, self.work_dir, self.say)
         drill_dir = Path(tempfile.mkdtemp(prefix="restore-drill-", dir=base))
         self.where = _Where(account, binaries, drill_dir)  # from now on, teardown deletes it
+        self.on_change(drill_dir)  # the drill's first change: a failure from here on is one after a change
         account.own(drill_dir)
         self.say(f"drill folder {drill_dir}")
         return self.where

@@ -51,6 +51,7 @@ from psycopg import sql
 from temporaldb import roles
 from temporaldb.bootstrap import bootstrap
 from temporaldb.demo import HEADLINE_MOMENT
+from temporaldb.drills.report import StageResult, describe
 from temporaldb.generate import generate_league
 from temporaldb.load import load_directory
 from temporaldb.localpg import (
@@ -176,17 +177,6 @@ class UpgradeDrillFailed(UpgradeDrillError):  # noqa: N818 - reads as what happe
 
 
 @dataclass(frozen=True)
-class StageRecord:
-    name: str
-    started_at: str
-    """ISO 8601, UTC, milliseconds."""
-    ended_at: str
-    seconds: float
-    ok: bool
-    detail: str
-
-
-@dataclass(frozen=True)
 class Finding:
     """One problem a pre-check found: a blocker stops the upgrade, a warning only needs attention."""
 
@@ -281,7 +271,7 @@ class LocalUpgradeReport:
     """Where both clusters' Unix sockets are (ports 5432 and 5433: socket names, no TCP)."""
     kept: bool
     """The clusters' folders were kept (stopped) for inspection instead of deleted."""
-    stages: tuple[StageRecord, ...]
+    stages: tuple[StageResult, ...]
     prechecks: tuple[Precheck, ...]
     facts_before: Facts | None
     facts_after: Facts | None
@@ -316,7 +306,7 @@ class LocalUpgradeReport:
             f"PostgreSQL {self.source_version} -> {self.target_version}: "
             + ("verified" if self.verified else f"NOT verified (failed at {self.failed_stage or '-'})"),
             *(
-                f"  {stage.name:<18} {'ok' if stage.ok else 'FAILED':<6} {stage.seconds:8.2f} s  "
+                f"  {stage.name:<18} {'ok' if stage.ok else 'FAILED':<6} {_seconds(stage):8.2f} s  "
                 + _first_line(stage.detail)
                 for stage in self.stages
             ),
@@ -460,20 +450,29 @@ class _Layout:
         return self.root / "input"
 
 
-def _make_layout(work_dir: Path, account: ServerAccount, say: Say) -> _Layout:
+def _make_layout(work_dir: Path, account: ServerAccount, say: Say, on_change: Callable[[Path], None]) -> _Layout:
+    """The drill's folders; `on_change(root)` once the first exists. Half-made folders are removed on failure."""
     base = reachable_folder(account, work_dir, say)
     root = Path(tempfile.mkdtemp(prefix="upgrade-drill-", dir=base))
-    root.chmod(0o700)
-    account.own(root)
-    socket_dir, private = root / "run", False
-    if not socket_path_fits(socket_dir, UPGRADE_NEW_PORT):
-        socket_dir, private = Path(tempfile.mkdtemp(prefix="tdb-upgrade-")), True
-    else:
-        socket_dir.mkdir(mode=0o700)
-    account.own(socket_dir)
-    upgrade_dir = root / "pg_upgrade"
-    upgrade_dir.mkdir(mode=0o700)
-    account.own(upgrade_dir)
+    made = [root]
+    try:
+        on_change(root)  # the drill's first change: a failure from here on is one after a change
+        root.chmod(0o700)
+        account.own(root)
+        socket_dir, private = root / "run", False
+        if not socket_path_fits(socket_dir, UPGRADE_NEW_PORT):
+            socket_dir, private = Path(tempfile.mkdtemp(prefix="tdb-upgrade-")), True
+            made.append(socket_dir)
+        else:
+            socket_dir.mkdir(mode=0o700)
+        account.own(socket_dir)
+        upgrade_dir = root / "pg_upgrade"
+        upgrade_dir.mkdir(mode=0o700)
+        account.own(upgrade_dir)
+    except BaseException:  # no server runs yet: removing the folders is the whole teardown
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return _Layout(root, socket_dir, private)
 
 
@@ -940,8 +939,9 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+def _seconds(stage: StageResult) -> float:
+    """A recorded stage's duration (every stage the report holds has finished; 0 would mean one had not)."""
+    return stage.seconds or 0.0
 
 
 def _clip(text: str, limit: int = DETAIL_LIMIT) -> str:
@@ -961,7 +961,7 @@ class _Drill:
     prepare_source: Callable[[DrillCluster], None] | None
     stop_on_blockers: bool
     keep: bool
-    stages: list[StageRecord] = field(default_factory=list)
+    stages: list[StageResult] = field(default_factory=list)
     prechecks: tuple[Precheck, ...] = ()
     questions: list[Question] = field(default_factory=list)
     facts_before: Facts | None = None
@@ -975,16 +975,17 @@ class _Drill:
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[_Note]:
         number = STAGES.index(name) + 1
-        self.say(f"[{number}/{len(STAGES)}] {name}")
-        note, started_at, started = _Note(), _now(), time.perf_counter()
+        note, stage = _Note(), StageResult(name)
 
         def record(ok: bool, detail: str) -> None:
-            seconds = round(time.perf_counter() - started, 3)
-            self.stages.append(StageRecord(name, started_at, _now(), seconds, ok, _clip(detail)))
-            self.say(f"      {'ok' if ok else 'FAILED'} in {seconds:.2f} s: {_first_line(detail)}")
+            stage.finish(ok, _clip(detail))
+            self.say(f"      {'ok' if ok else 'FAILED'} in {_seconds(stage):.2f} s: {_first_line(detail)}")
 
-        try:
+        try:  # all of it, saying included: a signal landing anywhere in the stage is recorded against it
+            self.stages.append(stage)  # from its start: a drill stopped by a signal still shows where it was
+            self.say(f"[{number}/{len(STAGES)}] {name}")
             yield note
+            record(True, note.text)
         except _RefusedError as refusal:
             record(False, str(refusal))
             raise _StageError(name, str(refusal)) from None
@@ -992,10 +993,9 @@ class _Drill:
             reason = f"{type(error).__name__}: {error}".strip()
             record(False, reason)
             raise _StageError(name, reason) from error
-        except BaseException as error:  # KeyboardInterrupt, SystemExit: record, then let it through
-            record(False, f"interrupted ({type(error).__name__})")
+        except BaseException as error:  # Ctrl-C, SIGTERM, SystemExit: record, then let it through
+            record(False, describe(error))
             raise
-        record(True, note.text)
 
     # --- the stages -------------------------------------------------------------------------------------------
 
@@ -1231,8 +1231,9 @@ class _Drill:
 
     # --- teardown and report ----------------------------------------------------------------------------------
 
-    def teardown(self, failed: bool) -> StageRecord:
-        started_at, started = _now(), time.perf_counter()
+    def teardown(self, failed: bool) -> StageResult:
+        record = StageResult(TEARDOWN)
+        self.stages.append(record)
         problems = []
         for cluster in (self.target, self.source):
             if cluster.running:
@@ -1252,15 +1253,12 @@ class _Drill:
                 if folder.exists():
                     problems.append(f"cannot delete {folder}")
             detail = f"both clusters stopped, {self.layout.root} deleted"
-        ok = not problems
-        seconds = round(time.perf_counter() - started, 3)
-        record = StageRecord(TEARDOWN, started_at, _now(), seconds, ok, "; ".join(problems) if problems else detail)
-        self.stages.append(record)
-        self.say(f"[{len(STAGES)}/{len(STAGES)}] {TEARDOWN}: {'ok' if ok else 'FAILED'}: {record.detail}")
+        record.finish(not problems, "; ".join(problems) if problems else detail)
+        self.say(f"[{len(STAGES)}/{len(STAGES)}] {TEARDOWN}: {'ok' if record.ok else 'FAILED'}: {record.detail}")
         return record
 
     def report(self) -> LocalUpgradeReport:
-        seconds = {stage.name: stage.seconds for stage in self.stages}
+        seconds = {stage.name: _seconds(stage) for stage in self.stages}
         passed = {stage.name for stage in self.stages if stage.ok}
         downtime = (
             round(sum(seconds[name] for name in DOWNTIME_STAGES), 3)
@@ -1300,7 +1298,7 @@ class _Drill:
             after_upgrade=tuple(dict.fromkeys(self.after_upgrade)),
             failed_stage=self.failure.stage if self.failure else None,
             error=self.failure.reason if self.failure else None,
-            total_seconds=round(sum(stage.seconds for stage in self.stages), 3),
+            total_seconds=round(sum(_seconds(stage) for stage in self.stages), 3),
             seconds_by_stage=seconds,
             downtime_seconds=downtime,
             downtime_with_analyze_seconds=with_analyze,
@@ -1327,6 +1325,8 @@ def run(
     source_settings: Mapping[str, str] | None = None,
     prepare_source: Callable[[DrillCluster], None] | None = None,
     source_bin_dir: Path | None = None,
+    stages: list[StageResult] | None = None,
+    on_change: Callable[[Path], None] = lambda _: None,
 ) -> LocalUpgradeReport:
     """Rehearse the upgrade from `source_major` to PostgreSQL 18 in a new folder under `work_dir`.
 
@@ -1334,7 +1334,9 @@ def run(
     configuration (e.g. max_prepared_transactions); `prepare_source` runs after the load, before the facts are
     recorded (to plant a problem, or restore a dump). With `stop_on_blockers=False` the drill goes on to
     `pg_upgrade --check` whatever the pre-checks found. Both clusters are stopped and deleted at the end, also
-    after a failure or Ctrl-C, unless `keep`.
+    after a failure or Ctrl-C, unless `keep`. `stages`, if given, receives each stage's record as it starts (a
+    caller stopped by Ctrl-C or SIGTERM still has them, teardown included); `on_change(folder)` is called once the
+    drill folder exists, the drill's first change (finding the binaries before it changes nothing).
 
     Returns the report of a verified upgrade; raises UpgradeDrillFailed (stage, reason, partial report) when
     any stage fails, SourceBinariesError when the source major's binaries are missing.
@@ -1342,7 +1344,7 @@ def run(
     account = server_account()
     source_bins = source_binaries(source_major, source_bin_dir).runnable_by(account)
     target_bins = target_binaries().runnable_by(account)
-    layout = _make_layout(work_dir, account, say)
+    layout = _make_layout(work_dir, account, say, on_change)
     drill = _Drill(
         source=DrillCluster(
             "source", source_bins, layout.source_data, layout.root / "source.log", layout.socket_dir, SOURCE_PORT
@@ -1359,6 +1361,7 @@ def run(
         prepare_source=prepare_source,
         stop_on_blockers=stop_on_blockers,
         keep=keep,
+        stages=[] if stages is None else stages,
     )
     try:
         say(f"upgrade drill PostgreSQL {source_bins.version} -> {target_bins.version} in {layout.root}")

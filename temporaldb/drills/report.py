@@ -26,14 +26,36 @@ def iso(moment: dt.datetime | None) -> str | None:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds") if moment else None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop), raised where Ctrl-C would be so that the same teardown runs."""
+
+
 @dataclass
 class StageResult:
+    """One stage of any drill (RDS or local, restore or upgrade), as its report records it.
+
+    Made when the stage starts (`ok` None while it runs); `finish()` closes it with its duration.
+    """
+
     name: str
-    started_at: str
+    started_at: str = field(default_factory=lambda: iso(utc_now()) or "")
+    """ISO 8601, UTC, milliseconds."""
     ended_at: str | None = None
     seconds: float | None = None
     ok: bool | None = None
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        # Not a field (so not in the JSON): durations come from a monotonic clock, not from the wall clock.
+        self._clock = time.perf_counter()
+
+    def finish(self, ok: bool, detail: str | None = None) -> None:
+        """Close the stage: its end, its duration, whether it passed, and (if given) what it found."""
+        self.ended_at = iso(utc_now())
+        self.seconds = round(time.perf_counter() - self._clock, 3)
+        self.ok = ok
+        if detail is not None:
+            self.detail = detail
 
 
 @dataclass
@@ -60,29 +82,25 @@ class DrillReport:
     @contextlib.contextmanager
     def stage(self, name: str, say: Say) -> Iterator[StageResult]:
         """Time one stage; a failure marks it (and the report) failed with the error, then propagates."""
-        result = StageResult(name, iso(utc_now()) or "")
-        self.stages.append(result)
-        started = time.perf_counter()
-        try:
+        result = StageResult(name)
+        try:  # all of it, saying included: a signal landing anywhere in the stage is recorded against it
+            self.stages.append(result)
             say(f"[{name}] started")
             yield result
+            result.finish(True)
+            say(f"[{name}] done in {result.seconds:.1f} s" + (f": {result.detail}" if result.detail else ""))
         except BaseException as error:
-            result.ok = False
-            result.detail = f"{result.detail}: {_describe(error)}" if result.detail else _describe(error)
-            if self.failed_stage is None:
-                self.failed_stage, self.error = name, _describe(error)
-            else:  # e.g. teardown failing after the stage that failed first: keep both
-                self.details.setdefault("also_failed", []).append(f"{name}: {_describe(error)}")
+            self._failed(result, error, say)
             raise
-        else:
-            result.ok = True
-        finally:
-            result.ended_at = iso(utc_now())
-            result.seconds = round(time.perf_counter() - started, 3)
-            say(
-                f"[{name}] {'done' if result.ok else 'FAILED'} in {result.seconds:.1f} s"
-                + (f": {result.detail}" if result.detail else "")
-            )
+
+    def _failed(self, result: StageResult, error: BaseException, say: Say) -> None:
+        reason = describe(error)
+        result.finish(False, f"{result.detail}: {reason}" if result.detail else reason)
+        if self.failed_stage is None:
+            self.failed_stage, self.error = result.name, reason
+        else:  # e.g. teardown failing after the stage that failed first: keep both
+            self.details.setdefault("also_failed", []).append(f"{result.name}: {reason}")
+        say(f"[{result.name}] FAILED in {result.seconds:.1f} s: {result.detail}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,7 +112,8 @@ class DrillReport:
         scratch.replace(path)
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
+    """What stopped a stage, for a report: the error's message, or which signal interrupted it."""
     if isinstance(error, KeyboardInterrupt):
-        return "interrupted (Ctrl-C)"
+        return str(error) or "interrupted (Ctrl-C)"  # Terminated says "terminated (SIGTERM)"
     return str(error) or type(error).__name__

@@ -8,11 +8,12 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from temporaldb.drills.report import DrillReport
+from temporaldb.drills.report import DrillReport, Terminated, describe
 
 EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
@@ -21,8 +22,9 @@ EXIT_REFUSED: Final = 4
 EXIT_FAILED: Final = 5
 EXIT_CODES_HELP: Final = (
     "Exit codes: 0 verified (or dry run planned), 2 usage, 3 cannot reach AWS or the database (or bad "
-    "credentials) before any change, 4 a precondition (or AWS) refused the drill before any change, 5 the drill "
-    "failed or was refused after a change (teardown ran; see the report)."
+    "credentials) before any change, 4 refused (by a precondition or AWS) or stopped (an error, Ctrl-C, SIGTERM) "
+    "before any change: nothing was created, 5 the drill failed, was refused or was stopped after a change "
+    "(teardown ran; see the report)."
 )
 
 
@@ -79,9 +81,32 @@ def note_local_teardown(report: DrillReport, folder: Path | str | None, contents
     if folder is None:
         return
     if Path(folder).exists():
-        report.details["left_behind"] = str(folder)
+        report.details["left_behind"] = [str(folder)]  # a list, as the RDS drills report theirs
     else:
         report.torn_down.append(f"local drill folder {folder} ({contents})")
+
+
+@dataclass
+class LocalRun:
+    """A local drill seen from its report: the engine records its stages straight into `report.stages` and calls
+    `changed` when it makes its folder, so a drill stopped by anything (Ctrl-C and SIGTERM included) still reports
+    where it stopped, whether it had changed anything, and what teardown removed."""
+
+    report: DrillReport
+    contents: str
+    """What the drill folder holds, for `torn_down`."""
+    drill_dir: Path | None = None
+
+    def changed(self, folder: Path) -> None:
+        """The engine's first change: from here a failure exits 5 (after a change), not 4."""
+        self.drill_dir = folder
+        self.report.changed = True
+
+    def ended(self) -> None:
+        """Whatever ended the drill: name the first stage that failed, and say whether the folder is gone."""
+        if self.report.failed_stage is None:
+            self.report.failed_stage = next((stage.name for stage in self.report.stages if stage.ok is False), None)
+        note_local_teardown(self.report, self.drill_dir, self.contents)
 
 
 def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -100,62 +125,90 @@ def aws_clients(args: argparse.Namespace, *services: str) -> list[Any]:
     return [session.client(service, endpoint_url=args.endpoint_url) for service in services]
 
 
-def _interrupt_on_sigterm() -> None:
-    """A scheduler's SIGTERM tears down like Ctrl-C does."""
+def failure_state(report: DrillReport) -> str:
+    """The result line's verdict for an applied drill that did not verify: where, and whether it changed anything."""
+    state = f"FAILED at {report.failed_stage or 'an unknown stage'}"
+    return state if report.changed else f"{state} before any change (nothing to tear down)"
 
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
+class _SigtermHandler:
+    """A scheduler's SIGTERM tears down like Ctrl-C does: the first one raises Terminated in the drill; later ones
+    are only noted, so that they cannot cut the teardown (or the report) short."""
+
+    def __init__(self) -> None:
+        self.armed = True
+
+    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
+        if not self.armed:
+            say("SIGTERM again: still tearing down and writing the report (kill -9 would leave things behind)")
+            return
+        self.armed = False
+        raise Terminated("terminated (SIGTERM)")
 
 
 def execute(report: DrillReport, body: Callable[[], None], report_path: Path | None) -> int:
     """Run the drill; map what stopped it to an exit code; write the report whatever happened."""
+    sigterm = _SigtermHandler()
+
+    def drill() -> None:
+        try:
+            body()
+        finally:
+            sigterm.armed = False  # the drill (teardown included) is over: a SIGTERM now must not lose the report
+
+    previous = signal.signal(signal.SIGTERM, sigterm)
+    try:
+        code = _exit_code(report, drill)
+        if report_path is not None:
+            report.write(report_path)
+            say(f"report written to {report_path}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # a caller (a test) keeps its own handling
+    return code
+
+
+def _exit_code(report: DrillReport, body: Callable[[], None]) -> int:
+    """Run the body; what stopped it decides the code. Before the first change (`report.changed` false) nothing
+    needs teardown, whatever the cause: 3 unreachable, else 4. After it, always 5: teardown ran."""
     import botocore.exceptions  # noqa: PLC0415
     import psycopg  # noqa: PLC0415
 
     from temporaldb.drills import rds  # noqa: PLC0415
 
-    _interrupt_on_sigterm()
-    code = EXIT_OK
     try:
         body()
     except (Refused, rds.PreconditionError) as error:
-        # After a change (e.g. a blocker found on the drill's copy) it is a failed drill: teardown ran.
-        code = _fail(report, "refused", error, EXIT_FAILED if report.changed else EXIT_REFUSED)
+        return _fail(report, "refused", error, EXIT_REFUSED)
     except (
         Unreachable,
         botocore.exceptions.EndpointConnectionError,
         botocore.exceptions.NoCredentialsError,
         psycopg.OperationalError,
     ) as error:
-        code = _fail(report, "unreachable", error, EXIT_FAILED if report.changed else EXIT_CONNECTIVITY)
+        return _fail(report, "unreachable", error, EXIT_CONNECTIVITY)
     except botocore.exceptions.ClientError as error:
         aws_code = str(error.response.get("Error", {}).get("Code", ""))
         before_change = EXIT_CONNECTIVITY if aws_code in rds.CREDENTIAL_ERRORS else EXIT_REFUSED
-        code = _fail(report, "refused by AWS", error, EXIT_FAILED if report.changed else before_change)
-    except KeyboardInterrupt as error:
-        code = _fail(report, "interrupted", error, EXIT_FAILED)
-    except Exception as error:  # any other failure is a failed drill, reported as such
-        code = _fail(report, "failed", error, EXIT_FAILED)
-    if code == EXIT_OK and report.applied and not report.verified:
-        code = EXIT_FAILED
-    if report_path is not None:
-        report.write(report_path)
-        say(f"report written to {report_path}")
-    return code
+        return _fail(report, "refused by AWS", error, before_change)
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (Terminated)
+        return _fail(report, "interrupted", error, EXIT_REFUSED)
+    except Exception as error:  # any other failure, e.g. a bug: the report carries it
+        return _fail(report, "failed", error, EXIT_REFUSED)
+    return EXIT_FAILED if report.applied and not report.verified else EXIT_OK
 
 
-def _fail(report: DrillReport, what: str, error: BaseException, code: int) -> int:
+def _fail(report: DrillReport, what: str, error: BaseException, before_change: int) -> int:
+    """Say what stopped the drill and what teardown did; the exit code: `before_change`, or 5 after a change."""
     if report.error is None:
-        report.error = str(error) or type(error).__name__
+        report.error = describe(error)
     say(f"drill {what}: {report.error}" + (f" (stage {report.failed_stage})" if report.failed_stage else ""))
-    if report.torn_down:
-        say(f"torn down: {', '.join(report.torn_down)}")
     for problem in report.details.get("also_failed", []):
         say(f"also failed: {problem}")
-    for leftover in (
-        report.details.get("left_behind", []) if isinstance(report.details.get("left_behind"), list) else []
-    ):
+    if not report.changed:
+        say("no change was made: nothing was created, so nothing needed tearing down")
+        return before_change
+    if report.torn_down:
+        say(f"torn down: {', '.join(report.torn_down)}")
+    for leftover in report.details.get("left_behind", []):
         say(f"LEFT BEHIND: {leftover}")
-    return code
+    return EXIT_FAILED
