@@ -16,7 +16,6 @@ import json
 import re
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,18 +44,10 @@ from temporaldb.cli import (
     main,
 )
 from temporaldb.load import load_directory
-from temporaldb.localpg import (
-    PgBinaries,
-    init_cluster,
-    reachable_folder,
-    server_account,
-    socket_dsn,
-    start_cluster,
-    write_settings,
-)
+from temporaldb.localpg import PgBinaries
 from tests.drill_fixtures import free_port
 from tests.nbadata import write_league
-from tests.pgservers import TEST_SETTINGS, ThrowawayServer
+from tests.pgservers import ThrowawayServer, start_throwaway_server
 from tests.test_load import HAND_MADE, KOBE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -248,14 +239,13 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 @dataclass(frozen=True)
 class TlsServer:
     server: ThrowawayServer
-    port: int
     ca_bundle: Path
     """The test CA that signed the server's certificate."""
     other_ca_bundle: Path
     """A CA that signed nothing here."""
 
     def admin_dsn(self, database: str = DATABASE, user: str = "postgres") -> str:
-        return socket_dsn(self.server.root_dir, self.port, database, user)
+        return self.server.dsn_for(database, user)
 
     @property
     def log_file(self) -> Path:
@@ -275,42 +265,33 @@ local   all all                 trust
 hostssl all all 127.0.0.1/32    scram-sha-256
 host    all all all             reject
 """
+TLS_SETTINGS = {
+    "ssl": "on",
+    "ssl_cert_file": "server.crt",
+    "ssl_key_file": "server.key",
+    "log_connections": "on",
+}
 
 
 def _start_tls_server(base: Path, address: str, passwords: dict[str, str]) -> TlsServer:
     postgres = DEBIAN_PG15 / "postgres"
     assert postgres.is_file(), f"{postgres} is missing: `make setup` installs Debian's postgresql-15 (with OpenSSL)"
-    account = server_account()
-    binaries = PgBinaries("postgresql-15", DEBIAN_PG15)
-    root = Path(tempfile.mkdtemp(prefix="pgtls-", dir=reachable_folder(account, base)))
-    account.own(root)
-    server = ThrowawayServer(15, root, binaries, account)
+    authority = _certificate_authority("temporaldb test CA")
+    key, cert = _server_certificate(authority, address)
+    server = start_throwaway_server(
+        15,
+        base,
+        tcp=True,
+        settings=TLS_SETTINGS,
+        hba=PG_HBA,
+        data_files={"server.crt": _cert_pem(cert), "server.key": _key_pem(key)},
+        binaries=PgBinaries("postgresql-15", DEBIAN_PG15),
+    )
     try:
-        authority = _certificate_authority("temporaldb test CA")
-        key, cert = _server_certificate(authority, address)
+        root = server.root_dir
         (root / "ca.pem").write_bytes(_cert_pem(authority[1]))
         (root / "other-ca.pem").write_bytes(_cert_pem(_certificate_authority("someone else's CA")[1]))
-        init_cluster(binaries, account, server.data_dir, ["--no-sync"])
-        for name, content, mode in (("server.crt", _cert_pem(cert), 0o644), ("server.key", _key_pem(key), 0o600)):
-            path = server.data_dir / name
-            path.write_bytes(content)
-            path.chmod(mode)
-            account.own(path)
-        (server.data_dir / "pg_hba.conf").write_text(PG_HBA, encoding="utf-8")
-        port = free_port()
-        settings = {
-            **TEST_SETTINGS,
-            "listen_addresses": "127.0.0.1",
-            "port": str(port),
-            "unix_socket_directories": str(root),
-            "ssl": "on",
-            "ssl_cert_file": "server.crt",
-            "ssl_key_file": "server.key",
-            "log_connections": "on",
-        }
-        write_settings(account, server.data_dir, settings)
-        start_cluster(binaries, account, server.data_dir, server.log_file, 60)
-        tls = TlsServer(server, port, root / "ca.pem", root / "other-ca.pem")
+        tls = TlsServer(server, root / "ca.pem", root / "other-ca.pem")
         bootstrap(tls.admin_dsn("postgres"), ["nba"])
         load_directory(tls.admin_dsn(user="etl"), write_league(root / "league", HAND_MADE))
         with psycopg.connect(tls.admin_dsn("postgres"), autocommit=True) as admin:
@@ -367,7 +348,7 @@ def stack_args(
     """--stack and the emulator; with `tls`, the tunnel to the test server and its CA (or `ca_bundle`, or none)."""
     args = ["--stack", stack, "--endpoint-url", deployment.endpoint, "--project-dir", str(deployment.project)]
     if tls is not None:
-        args += ["--host", "127.0.0.1", "--port", str(tls.port)]
+        args += ["--host", "127.0.0.1", "--port", str(tls.server.port)]
         if not default_bundle:
             args += ["--ca-bundle", str(ca_bundle or tls.ca_bundle)]
     return args
@@ -480,7 +461,7 @@ def test_an_iam_user_logs_in_with_a_token_for_the_instances_own_address(
     signed = urlsplit(f"https://{token}")
     query = {key: values[0] for key, values in parse_qs(signed.query).items()}
     assert (signed.hostname, signed.port) == (deployment.address, INSTANCE_PORT)
-    assert tls_server.port != INSTANCE_PORT
+    assert tls_server.server.port != INSTANCE_PORT
     assert (query["Action"], query["DBUser"], query["X-Amz-Expires"]) == ("connect", "app", "900")
     assert query["X-Amz-Credential"].endswith(f"/{REGION}/rds-db/aws4_request")
     assert "X-Amz-Signature" in query
@@ -560,7 +541,7 @@ def test_dsn_prints_no_password_and_works_with_the_secrets(
     hostaddrs = str(params["hostaddr"]).split(",")
     assert "127.0.0.1" in hostaddrs
     assert params["host"] == ",".join([deployment.address] * len(hostaddrs))
-    assert (params["port"], params["dbname"], params["user"]) == (str(tls_server.port), DATABASE, "analyst")
+    assert (params["port"], params["dbname"], params["user"]) == (str(tls_server.server.port), DATABASE, "analyst")
     assert (params["sslmode"], params["sslrootcert"]) == ("verify-full", str(tls_server.ca_bundle))
     arn = deployment.secret_arns["analyst"]
     assert f"aws secretsmanager get-secret-value --secret-id {arn} --region {REGION}" in err

@@ -31,6 +31,7 @@ import secrets
 import shutil
 import stat
 import string
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -45,7 +46,8 @@ from components.database import PARAMETERS
 from temporaldb import localpg, roles, scram
 from temporaldb.bootstrap import bootstrap
 from temporaldb.cli import main
-from tests.test_scram import MAJORS, TcpServer, binaries_for, login_outcome, ships_library, start_tcp_server
+from tests.pgservers import ThrowawayServer, binaries_for, start_throwaway_server
+from tests.test_scram import MAJORS, login_outcome
 
 PGSS = "pg_stat_statements"
 # The stack's settings that PostgreSQL itself knows (`rds.*` exist on RDS only).
@@ -138,6 +140,14 @@ def run_transaction(admin: Connection, statements: Iterable[str], lock_role: str
 # --------------------------------------------------------------------------------------------------------------
 
 
+def ships_library(binaries: localpg.PgBinaries, name: str) -> bool:
+    """Whether a server module is installed, wherever the build keeps them (`pg_config --pkglibdir`)."""
+    result = subprocess.run(
+        [binaries.tool("pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True, timeout=30
+    )
+    return (Path(result.stdout.strip()) / f"{name}.so").is_file()
+
+
 def logged_settings(binaries: localpg.PgBinaries) -> dict[str, str]:
     settings = dict(STACK_SETTINGS)
     if not ships_library(binaries, PGSS):
@@ -153,12 +163,16 @@ def logged_settings(binaries: localpg.PgBinaries) -> dict[str, str]:
 
 
 @pytest.fixture(params=MAJORS, ids=[f"pg{major}" for major in MAJORS])
-def logged_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpServer]:
+def logged_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ThrowawayServer]:
     major: int = request.param
     binaries = binaries_for(major)
-    server = start_tcp_server(major, tmp_path_factory.mktemp(f"logged{major}"), logged_settings(binaries))
+    base = tmp_path_factory.mktemp(f"logged{major}")
+    # TCP with the local server's pg_hba.conf: the roles log in with SCRAM, as on RDS.
+    server = start_throwaway_server(major, base, tcp=True, settings=logged_settings(binaries), hba=localpg.PG_HBA)
     try:
-        with psycopg.connect(server.socket_dsn(), autocommit=True) as admin:
+        with psycopg.connect(server.dsn, autocommit=True) as admin:
             for name, value in STACK_SETTINGS.items():
                 if name == "shared_preload_libraries":
                     continue
@@ -187,7 +201,7 @@ def _same_setting(shown: str, configured: str) -> bool:
     return False
 
 
-def collector_logs(server: TcpServer) -> dict[str, str]:
+def collector_logs(server: ThrowawayServer) -> dict[str, str]:
     """Every log file: pg_ctl's capture and each file the collector wrote (by name)."""
     files = [server.log_file, *sorted((server.data_dir / "log").glob("*"))]
     return {str(path): path.read_text(encoding="utf-8", errors="replace") for path in files if path.is_file()}
@@ -291,8 +305,8 @@ def labelled(round_name: str, passwords: Mapping[str, str]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def test_the_providers_role_statements_log_no_password(logged_server: TcpServer) -> None:
-    admin_dsn = logged_server.socket_dsn()
+def test_the_providers_role_statements_log_no_password(logged_server: ThrowawayServer) -> None:
+    admin_dsn = logged_server.dsn
     salts = {login.name: random_salt_b64() for login in roles.LOGINS}  # RandomBytes: kept in state across changes
     first = {login.name: random_password() for login in roles.LOGINS}
     second = {login.name: random_password() for login in roles.LOGINS}
@@ -325,8 +339,8 @@ def test_the_providers_role_statements_log_no_password(logged_server: TcpServer)
 # --------------------------------------------------------------------------------------------------------------
 
 
-def test_the_local_bootstraps_passwords_log_no_password(logged_server: TcpServer, tmp_path: Path) -> None:
-    admin_dsn = logged_server.socket_dsn()
+def test_the_local_bootstraps_passwords_log_no_password(logged_server: ThrowawayServer, tmp_path: Path) -> None:
+    admin_dsn = logged_server.dsn
     paths = localpg.LocalPaths(tmp_path / "area")
     paths.area.mkdir()
     password_changes = tuple(f"set the password of role {name}" for name in roles.login_names())

@@ -6,21 +6,13 @@ with that salt and count must give the same text. A role given our verifier
 then logs in with the password over TCP with SCRAM (pg_hba `scram-sha-256`,
 the local server's own pg_hba.conf) and is refused with any other.
 
-The servers here listen on 127.0.0.1 as well as on their Unix socket (tests/pgservers.py's listen on the
-socket only); `start_tcp_server` is also used by tests/test_password_logging.py.
+The servers here listen on 127.0.0.1 as well as on their Unix socket (tests/pgservers.py, `tcp=True`).
 """
 
 from __future__ import annotations
 
-import atexit
 import base64
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -29,109 +21,13 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from temporaldb import localpg, scram
-from tests.pgservers import PACKAGES, TEST_SETTINGS, available_majors
+from tests.pgservers import ThrowawayServer, available_majors, start_throwaway_server
 
 MAJORS = available_majors()
-START_TIMEOUT_SECONDS = 30.0
 PROBE_ROLE = "scram_probe"
 
 # What the verifier functions take: printable ASCII (the passwords we make are letters and digits).
 passwords = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=64)
-
-
-@dataclass
-class TcpServer:
-    """A throwaway server on its own Unix socket (trust) and on 127.0.0.1 (scram-sha-256)."""
-
-    major: int
-    root_dir: Path
-    port: int
-    binaries: localpg.PgBinaries
-    account: localpg.ServerAccount
-    stopped: bool = field(default=False, init=False)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root_dir / "data"
-
-    @property
-    def log_file(self) -> Path:
-        """What pg_ctl captures: everything when no logging collector runs, else the lines before it starts."""
-        return self.root_dir / "server.log"
-
-    def socket_dsn(self, database: str = "postgres", user: str = localpg.SUPERUSER) -> str:
-        return localpg.socket_dsn(self.root_dir, self.port, database, user)
-
-    def tcp_dsn(self, user: str, password: str, database: str = "postgres") -> str:
-        return localpg.tcp_dsn(self.port, password, database, user)
-
-    def stop(self) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
-        atexit.unregister(self.stop)
-        try:
-            localpg.stop_cluster(self.binaries, self.account, self.data_dir, mode="immediate", timeout=30)
-        finally:
-            shutil.rmtree(self.root_dir, ignore_errors=True)
-
-
-def ships_library(binaries: localpg.PgBinaries, name: str) -> bool:
-    """Whether a server module is installed, wherever the build keeps them (`pg_config --pkglibdir`)."""
-    result = subprocess.run(
-        [binaries.tool("pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True, timeout=30
-    )
-    return (Path(result.stdout.strip()) / f"{name}.so").is_file()
-
-
-def binaries_for(major: int) -> localpg.PgBinaries:
-    binaries = localpg.wheel_binaries(PACKAGES[major])
-    assert binaries.major == major
-    return binaries
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((localpg.LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def start_tcp_server(major: int, base_dir: Path, extra_settings: Mapping[str, str] | None = None) -> TcpServer:
-    """initdb and start a server of `major` listening on 127.0.0.1 too, with the local server's pg_hba.conf."""
-    account = localpg.server_account()
-    binaries = binaries_for(major).runnable_by(account)
-    base = localpg.reachable_folder(account, base_dir)
-    if not localpg.socket_path_fits(base / "pg00tcp-xxxxxxxx", 65535):
-        base = Path(tempfile.gettempdir())
-    root_dir = Path(tempfile.mkdtemp(prefix=f"pg{major}tcp-", dir=base))
-    account.own(root_dir)
-    server = TcpServer(major, root_dir, _free_port(), binaries, account)
-    try:
-        extra = ["--no-sync", *(["--no-data-checksums"] if major >= 18 else [])]
-        localpg.init_cluster(binaries, account, server.data_dir, extra)
-        (server.data_dir / "pg_hba.conf").write_text(localpg.PG_HBA, encoding="utf-8")
-        for attempt in range(3):  # another process may take the free port before the server binds it
-            configured = {
-                **TEST_SETTINGS,
-                "unix_socket_directories": str(root_dir),
-                "listen_addresses": localpg.LOOPBACK,
-                "port": str(server.port),
-                **(extra_settings or {}),
-            }
-            localpg.write_settings(account, server.data_dir, configured)
-            try:
-                localpg.start_cluster(binaries, account, server.data_dir, server.log_file, START_TIMEOUT_SECONDS)
-                break
-            except localpg.LocalServerError:
-                if attempt == 2:
-                    raise
-                server.port = _free_port()
-    except BaseException:
-        shutil.rmtree(root_dir, ignore_errors=True)
-        raise
-    atexit.register(server.stop)
-    return server
 
 
 def login_outcome(dsn: str) -> tuple[str, bool, str] | str:
@@ -146,15 +42,17 @@ def login_outcome(dsn: str) -> tuple[str, bool, str] | str:
 
 
 @pytest.fixture(scope="module", params=MAJORS, ids=[f"pg{major}" for major in MAJORS])
-def tcp_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpServer]:
-    server = start_tcp_server(request.param, tmp_path_factory.mktemp(f"scram{request.param}"))
+def tcp_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayServer]:
+    # The local server's pg_hba.conf: trust on the socket, scram-sha-256 on 127.0.0.1.
+    base = tmp_path_factory.mktemp(f"scram{request.param}")
+    server = start_throwaway_server(request.param, base, tcp=True, hba=localpg.PG_HBA)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def admin(tcp_server: TcpServer) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(tcp_server.socket_dsn(), autocommit=True) as connection:
+def admin(tcp_server: ThrowawayServer) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(tcp_server.dsn, autocommit=True) as connection:
         connection.execute(sql.SQL("create role {} login").format(sql.Identifier(PROBE_ROLE)))
         yield connection
 
@@ -186,7 +84,7 @@ def test_default_iterations_are_the_servers(admin: psycopg.Connection[tuple[obje
 @settings(max_examples=25, deadline=None)
 @given(password=passwords, wrong=passwords, salt=st.binary(min_size=scram.SALT_BYTES, max_size=scram.SALT_BYTES))
 def test_a_role_given_our_verifier_logs_in_with_scram_over_tcp(
-    tcp_server: TcpServer, admin: psycopg.Connection[tuple[object, ...]], password: str, wrong: str, salt: bytes
+    tcp_server: ThrowawayServer, admin: psycopg.Connection[tuple[object, ...]], password: str, wrong: str, salt: bytes
 ) -> None:
     ours = scram.verifier(password, salt)
     admin.execute(sql.SQL("alter role {} password {}").format(sql.Identifier(PROBE_ROLE), sql.Literal(ours)))
@@ -206,14 +104,14 @@ def test_a_role_given_our_verifier_logs_in_with_scram_over_tcp(
 
 
 def test_a_role_without_a_password_cannot_log_in_over_tcp(
-    tcp_server: TcpServer, admin: psycopg.Connection[tuple[object, ...]]
+    tcp_server: ThrowawayServer, admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
     admin.execute(sql.SQL("alter role {} password null").format(sql.Identifier(PROBE_ROLE)))
     refused = login_outcome(tcp_server.tcp_dsn(PROBE_ROLE, "anything"))
     assert isinstance(refused, str)
     assert "password authentication failed" in refused
     # The socket stays trust, as on the local server.
-    over_socket = login_outcome(tcp_server.socket_dsn(user=PROBE_ROLE))
+    over_socket = login_outcome(tcp_server.dsn_for("postgres", PROBE_ROLE))
     assert isinstance(over_socket, tuple)
     assert over_socket[:2] == (PROBE_ROLE, False)
 
