@@ -95,9 +95,15 @@ def migrations(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[str]:
-    """moto in server mode on a free port: the drills talk to it over HTTP, as to AWS."""
+    """moto in server mode on a free port: the drills talk to it over HTTP, as to AWS.
+
+    moto keeps its state in the process, shared by every server it runs: each
+    module starts from an empty account and leaves one behind.
+    """
     with drill_fixtures.emulator() as endpoint:
+        drill_fixtures.reset(endpoint)
         yield endpoint
+        drill_fixtures.reset(endpoint)
 
 
 @pytest.fixture
