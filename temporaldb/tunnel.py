@@ -41,10 +41,16 @@ class Tunnel:
     region: str
     profile: str | None
     local_port: int
+    address: str | None = None
+    """Forward to this address instead of the instance's (e.g. a drill's copy in the same subnets)."""
+
+    @property
+    def target(self) -> str:
+        return f"{self.address or self.instance.address}:{self.instance.port}"
 
     def command(self) -> list[str]:
         """The AWS CLI command that opens the forward."""
-        forward = f"{self.local_port}:{self.instance.address}:{self.instance.port}"
+        forward = f"{self.local_port}:{self.target}"
         command = [
             "aws", "ec2-instance-connect", "ssh",
             "--instance-id", self.host_instance_id,
@@ -75,7 +81,7 @@ def find_tunnel_host(aws: deployed.AwsClients, qualified_stack: str) -> str:
     return str(newest["InstanceId"])
 
 
-def locate(request: deployed.StackRequest, local_port: int) -> Tunnel:
+def locate(request: deployed.StackRequest, local_port: int, address: str | None = None) -> Tunnel:
     stack_file = deployed.read_stack_file(request.project_root, request.stack)
     aws = deployed.clients(stack_file, request)
     instance = deployed.find_instance(aws, stack_file)
@@ -85,6 +91,7 @@ def locate(request: deployed.StackRequest, local_port: int) -> Tunnel:
         region=aws.region,
         profile=stack_file.profile,
         local_port=local_port,
+        address=address,
     )
 
 
@@ -99,6 +106,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--stack", metavar="NAME", required=True, help="the deployed stack (Pulumi.NAME.yaml)")
     parser.add_argument(
         "--local-port", type=int, default=DEFAULT_LOCAL_PORT, help=f"local port (default {DEFAULT_LOCAL_PORT})"
+    )
+    parser.add_argument(
+        "--address",
+        help="forward to this address in the stack's VPC instead of the instance's, e.g. a restore drill's copy "
+        "(it shares the instance's security group, so the tunnel host may reach it)",
     )
     parser.add_argument("--print", action="store_true", help="print the command instead of running it")
     parser.add_argument("--region", help="AWS region (default: aws:region of the stack file)")
@@ -115,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         request = deployed.StackRequest(
             stack=args.stack, role="analyst", project_root=root, region=args.region, endpoint_url=args.endpoint_url
         )
-        tunnel = locate(request, args.local_port)
+        tunnel = locate(request, args.local_port, args.address)
     except StackConfigError as error:
         print(f"temporaldb tunnel: {error}", file=sys.stderr)
         return deployed.EXIT_USAGE
@@ -135,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_NO_AWS_CLI
     print(
-        f"temporaldb tunnel: localhost:{tunnel.local_port} -> {tunnel.instance.address}:{tunnel.instance.port} "
+        f"temporaldb tunnel: localhost:{tunnel.local_port} -> {tunnel.target} "
         f"through {tunnel.host_instance_id}; leave this open (Ctrl-D or exit ends it)",
         file=sys.stderr,
         flush=True,

@@ -114,6 +114,16 @@ def test_print_gives_the_ssh_forward_through_the_endpoint(
     }
 
 
+def test_address_forwards_to_another_server_of_the_stack(
+    capsys: pytest.CaptureFixture[str], project: Path, emulator: str, deployed_stack: tuple[str, str]
+) -> None:
+    copy = "temporaldb-dev-restore-1.c0ffee.us-east-1.rds.amazonaws.com"
+    code, out, _ = tunnel(capsys, project, emulator, "--stack", "dev", "--print", "--address", copy)
+    assert code == 0
+    assert f"--local-forwarding 5432:{copy}:5432" in out
+    assert f"--instance-id {deployed_stack[1]}" in out
+
+
 @pytest.mark.usefixtures("deployed_stack")
 def test_a_stack_without_a_tunnel_host_says_so(
     capsys: pytest.CaptureFixture[str], project: Path, emulator: str
