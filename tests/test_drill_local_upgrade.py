@@ -18,20 +18,19 @@ import pytest
 
 from temporaldb.drills import local_upgrade
 from temporaldb.drills.local_upgrade import (
-    DATABASE,
-    DEBIAN_BIN_DIR,
     STAGES,
-    TARGET_PORT,
     DrillCluster,
     SourceBinariesError,
     UpgradeDrillFailed,
     available_source_majors,
-    extensions_shipped,
     install_hint,
     run,
     source_binaries,
     target_binaries,
 )
+from temporaldb.drills.local_upgrade_binaries import DEBIAN_BIN_DIR, extensions_shipped
+from temporaldb.drills.local_upgrade_clusters import TARGET_PORT
+from temporaldb.drills.local_upgrade_facts import DATABASE
 from temporaldb.localpg import (
     LocalServerError,
     read_postmaster,

@@ -48,8 +48,8 @@ from temporaldb import roles
 from temporaldb.drills import rds
 from temporaldb.drills.aws_restore import SqlAccess, login_secret, read_login
 from temporaldb.drills.facts import DatabaseFacts, compare, snapshot
-from temporaldb.drills.local_upgrade import BLOCKER, WARNING, Connection, Finding, Precheck, run_prechecks
 from temporaldb.drills.report import DrillReport, Say, StageResult
+from temporaldb.drills.upgrade_prechecks import BLOCKER, WARNING, Connection, Finding, Precheck, run_prechecks
 
 KIND: Final = "upgrade"
 APPLICATION_NAME: Final = "temporaldb upgrade drill"

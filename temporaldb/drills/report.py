@@ -117,3 +117,8 @@ def describe(error: BaseException) -> str:
     if isinstance(error, KeyboardInterrupt):
         return str(error) or "interrupted (Ctrl-C)"  # Terminated says "terminated (SIGTERM)"
     return str(error) or type(error).__name__
+
+
+def first_line(text: str) -> str:
+    """The first line of a stage's detail or an error's message, for a one-line summary ("" for "")."""
+    return text.splitlines()[0] if text else ""
