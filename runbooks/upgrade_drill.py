@@ -85,10 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _aws(args: argparse.Namespace, report: DrillReport) -> None:
-    from temporaldb.drills import aws_upgrade  # noqa: PLC0415
+    from temporaldb.drills import aws_upgrade, aws_upgrade_options  # noqa: PLC0415
 
     rds_client, secrets_client = runbook.aws_clients(args, "rds", "secretsmanager")
-    options = aws_upgrade.UpgradeOptions(
+    options = aws_upgrade_options.UpgradeOptions(
         instance=args.instance,
         stack=args.stack,
         target_version=args.target_version,
@@ -99,7 +99,7 @@ def _aws(args: argparse.Namespace, report: DrillReport) -> None:
         aws_upgrade.run(rds_client, options, None, report, say=runbook.say)  # the plan needs no login
         return
     with report.stage("read_logins", runbook.say) as stage:
-        logins = aws_upgrade.read_logins(
+        logins = aws_upgrade_options.read_logins(
             rds_client,
             secrets_client,
             options,
@@ -109,7 +109,7 @@ def _aws(args: argparse.Namespace, report: DrillReport) -> None:
         )
         stage.detail = f"analyst, migrator and master ({logins.master.user}) logins read from Secrets Manager"
     # The drill only ever connects to its copy: --db-host/--db-port (the source) are not used.
-    access = aws_upgrade.UpgradeAccess(
+    access = aws_upgrade_options.UpgradeAccess(
         logins, database=args.database, copy_host=args.copy_db_host, copy_port=args.copy_db_port
     )
     aws_upgrade.run(rds_client, options, access, report, say=runbook.say)

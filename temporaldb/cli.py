@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from temporaldb import deployed, localpg, tunnel
+from temporaldb import deployed, localcli, tunnel
 from temporaldb.roles import login_names
 
 EXIT_OK = 0
@@ -446,11 +446,12 @@ def _add_demo(commands: Commands) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from temporaldb import demo
     from temporaldb.load import LoadError
+    from temporaldb.pgcluster import LocalServerError
     from temporaldb.stackconfig import StackConfigError
 
     try:
         print(demo.run(_project_root(args), _say))
-    except (StackConfigError, localpg.LocalServerError, LoadError) as error:
+    except (StackConfigError, LocalServerError, LoadError) as error:
         print(f"temporaldb demo: {error}", file=sys.stderr)
         return EXIT_DATABASE
     return EXIT_OK
@@ -500,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_asof(commands)
     _add_stack_dsn(commands)
     _add_generate(commands)
-    localpg.register(commands)
+    localcli.register(commands)
     tunnel.register(commands)
     _add_bench(commands)
     _add_demo(commands)

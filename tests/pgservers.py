@@ -7,7 +7,7 @@ with parallel runs); `tcp=True` adds 127.0.0.1 on a free port, for tests of pass
 TCP. `stop()` shuts it down immediately and deletes the folder.
 
 We do not use the wheels' own `get_server()`: as root it chmods every folder up to `/` and its cleanup runs at
-interpreter exit. Instead the servers run under `temporaldb.localpg.server_account()`: ourselves, or, as root
+interpreter exit. Instead the servers run under `temporaldb.pgcluster.server_account()`: ourselves, or, as root
 (PostgreSQL refuses to run as root), an unprivileged system account. That account must be able to traverse
 `base_dir`; pytest's own temp folders are private to root (0700), so as root the server falls back to the
 system temp dir, and `ThrowawayServer.root_dir` tells where it went.
@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from temporaldb.localpg import (
+from temporaldb.pgcluster import (
     LOOPBACK,
     SUPERUSER,
     LocalServerError,

@@ -44,7 +44,7 @@ from temporaldb.cli import (
     main,
 )
 from temporaldb.load import load_directory
-from temporaldb.localpg import PgBinaries
+from temporaldb.pgcluster import PgBinaries
 from tests.drill_fixtures import free_port
 from tests.nbadata import write_league
 from tests.pgservers import ThrowawayServer, start_throwaway_server

@@ -31,7 +31,7 @@ from temporaldb.drills.local_upgrade import (
 from temporaldb.drills.local_upgrade_binaries import DEBIAN_BIN_DIR, extensions_shipped
 from temporaldb.drills.local_upgrade_clusters import TARGET_PORT
 from temporaldb.drills.local_upgrade_facts import DATABASE
-from temporaldb.localpg import (
+from temporaldb.pgcluster import (
     LocalServerError,
     read_postmaster,
     server_account,

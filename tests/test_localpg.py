@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from temporaldb import localpg
+from temporaldb import localcli, localpg, pgcluster
 from temporaldb.migrate import default_migrations_dir, read_migrations
 from tests.pgservers import available_majors, start_throwaway_server
 
@@ -90,7 +90,7 @@ def test_lifecycle(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A server that cannot start is reported with the end of its log.
     auto_conf = current.data_dir / "postgresql.auto.conf"
     auto_conf.write_text("shared_buffers = 'plenty'\n", encoding="utf-8")
-    with pytest.raises(localpg.LocalServerError, match=r"(?s)did not start.*last lines of .*shared_buffers"):
+    with pytest.raises(pgcluster.LocalServerError, match=r"(?s)did not start.*last lines of .*shared_buffers"):
         localpg.start(project)
 
 
@@ -100,7 +100,7 @@ def test_unreachable_project_as_root_runs_the_server_outside_it() -> None:
     area = localpg.LocalPaths.for_project(folder).area
     try:
         assert not area.is_relative_to(folder)
-        assert area.is_relative_to(localpg.OUTSIDE_BASE)
+        assert area.is_relative_to(pgcluster.OUTSIDE_BASE)
         server = localpg.start(folder)
         with psycopg.connect(server.dsn()) as connection:
             assert connection.execute("select current_database()").fetchone() == ("nba_temporal",)
@@ -113,7 +113,7 @@ def test_unreachable_project_as_root_runs_the_server_outside_it() -> None:
 
 def _cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="temporaldb")
-    localpg.register(parser.add_subparsers(dest="command", required=True))
+    localcli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["local", *argv])
     code: int = args.handler(args)
     return code
@@ -173,7 +173,7 @@ def test_throwaway_server(major: int, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another account")
 def test_binaries_out_of_reach_are_copied_where_the_server_account_can_run_them() -> None:
-    installed = localpg.wheel_binaries()
+    installed = pgcluster.wheel_binaries()
     site = installed.bin_dir.parent.parent.parent
     private = Path(tempfile.mkdtemp(prefix="temporaldb-private-venv-"))  # 0700, like a mktemp -d checkout
     copies: list[Path] = []
@@ -182,12 +182,12 @@ def test_binaries_out_of_reach_are_copied_where_the_server_account_can_run_them(
             site / installed.package / "pginstall", private / installed.package / "pginstall", symlinks=True
         )
         shutil.copytree(site / f"{installed.package}.libs", private / f"{installed.package}.libs", symlinks=True)
-        hidden = localpg.PgBinaries(installed.package, private / installed.package / "pginstall" / "bin")
-        account = localpg.server_account()
+        hidden = pgcluster.PgBinaries(installed.package, private / installed.package / "pginstall" / "bin")
+        account = pgcluster.server_account()
         assert not account.can_reach(hidden.bin_dir / "postgres")
         runnable = hidden.runnable_by(account)
         copies.append(runnable.bin_dir.parents[2])  # <copy>/<package>/pginstall/bin
-        assert runnable.bin_dir.is_relative_to(localpg.OUTSIDE_BASE)
+        assert runnable.bin_dir.is_relative_to(pgcluster.OUTSIDE_BASE)
         result = account.run([runnable.tool("initdb"), "--version"], timeout=30)
         assert result.returncode == 0, result.stderr
         assert runnable.runnable_by(account) == runnable

@@ -43,7 +43,7 @@ import pytest
 from psycopg import sql
 
 from components.database import PARAMETERS
-from temporaldb import localpg, roles, scram
+from temporaldb import localpg, pgcluster, roles, scram
 from temporaldb.bootstrap import bootstrap
 from temporaldb.cli import main
 from tests.pgservers import ThrowawayServer, binaries_for, start_throwaway_server
@@ -140,7 +140,7 @@ def run_transaction(admin: Connection, statements: Iterable[str], lock_role: str
 # --------------------------------------------------------------------------------------------------------------
 
 
-def ships_library(binaries: localpg.PgBinaries, name: str) -> bool:
+def ships_library(binaries: pgcluster.PgBinaries, name: str) -> bool:
     """Whether a server module is installed, wherever the build keeps them (`pg_config --pkglibdir`)."""
     result = subprocess.run(
         [binaries.tool("pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True, timeout=30
@@ -148,7 +148,7 @@ def ships_library(binaries: localpg.PgBinaries, name: str) -> bool:
     return (Path(result.stdout.strip()) / f"{name}.so").is_file()
 
 
-def logged_settings(binaries: localpg.PgBinaries) -> dict[str, str]:
+def logged_settings(binaries: pgcluster.PgBinaries) -> dict[str, str]:
     settings = dict(STACK_SETTINGS)
     if not ships_library(binaries, PGSS):
         preload = [name.strip() for name in settings.get("shared_preload_libraries", "").split(",")]
@@ -179,7 +179,7 @@ def logged_server(
                 shown = admin.execute("select current_setting(%s)", (name,)).fetchone()
                 assert shown is not None
                 assert _same_setting(str(shown[0]), value), (name, shown[0], value)
-            if major == localpg.LOCAL_MAJOR:
+            if major == pgcluster.LOCAL_MAJOR:
                 assert ships_library(binaries, PGSS), "the local server's major must check pg_stat_statements too"
             if ships_library(binaries, PGSS):
                 admin.execute(sql.SQL("create extension {}").format(sql.Identifier(PGSS)))
@@ -453,7 +453,7 @@ def test_local_login_roles_get_passwords_as_verifiers(project: Path, capsys: pyt
     assert new_etl != first["etl"]
     assert _mode(paths.login_password("etl")) == _mode(paths.login_password("analyst")) == 0o600
     assert_logins(
-        lambda role, password: localpg.tcp_dsn(server.port, password, "nba_temporal", role),
+        lambda role, password: pgcluster.tcp_dsn(server.port, password, "nba_temporal", role),
         good={"analyst": new_analyst, "etl": new_etl, "app": first["app"]},
         bad={"analyst": first["analyst"], "etl": first["etl"]},
     )
@@ -470,10 +470,10 @@ def test_local_login_roles_get_passwords_as_verifiers(project: Path, capsys: pyt
 
     # No password file, no TCP DSN; a password the verifier cannot take is refused with the file named.
     paths.login_password("app").unlink()
-    with pytest.raises(localpg.LocalServerError, match=r"login role app has no local password yet"):
+    with pytest.raises(pgcluster.LocalServerError, match=r"login role app has no local password yet"):
         localpg.dsn(project, tcp=True, role="app")
     paths.login_password("app").write_text("pässword\n", encoding="utf-8")
-    with pytest.raises(localpg.LocalServerError, match=r"password\.app: only ASCII"):
+    with pytest.raises(pgcluster.LocalServerError, match=r"password\.app: only ASCII"):
         localpg.start(project)
 
 

@@ -3,7 +3,7 @@
 moto runs the orchestration: the snapshot, the restore with the stack's groups and tags, the parameter group,
 `modify_db_instance`, the teardown. What moto lacks or gets wrong (describe_db_engine_versions, pending maintenance,
 orderable classes, AWS's refusals of an upgrade) comes from botocore Stubber answers shaped like the real API,
-through the drill's seam, `aws_upgrade.EngineCatalog`, and through botocore event hooks on the emulator's client.
+through the drill's seam, `EngineCatalog`, and through botocore event hooks on the emulator's client.
 
 SQL goes to real PostgreSQL servers standing in for the copy, reached through a socket folder as a tunnel would be:
 a PostgreSQL 16 server before the upgrade and, once `modify_db_instance` has answered, a PostgreSQL 18 server with
@@ -31,16 +31,19 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from runbooks import upgrade_drill
-from temporaldb.drills import aws_restore, aws_upgrade, rds, runbook
-from temporaldb.drills.aws_upgrade import (
-    EngineCatalog,
-    Login,
-    Logins,
-    UpgradeAccess,
-    UpgradeOptions,
-    UpgradeRefused,
-    UpgradeTarget,
+from temporaldb.drills import (
+    aws_restore,
+    aws_upgrade,
+    aws_upgrade_lifecycle,
+    aws_upgrade_options,
+    aws_upgrade_plan,
+    aws_upgrade_targets,
+    rds,
+    runbook,
 )
+from temporaldb.drills.aws_upgrade_options import Login, Logins, UpgradeAccess, UpgradeOptions
+from temporaldb.drills.aws_upgrade_plan import UpgradeRefused
+from temporaldb.drills.aws_upgrade_targets import EngineCatalog, UpgradeTarget
 from temporaldb.drills.report import DrillReport
 from temporaldb.drills.runbook import EXIT_OK, EXIT_REFUSED
 from tests import drill_fixtures
@@ -600,7 +603,7 @@ def test_a_drill_stopped_before_the_snapshot_exits_4_and_claims_no_change(
         def crash(*_: object, **__: object) -> None:
             raise RuntimeError("choosing the target crashed")
 
-        monkeypatch.setattr(aws_upgrade, "choose_target", crash)
+        monkeypatch.setattr(aws_upgrade_plan, "choose_target", crash)  # where plan() looks it up
     before = _drill_resources(stack.rds)
     path = tmp_path / "u.json"
     argv = ["--stack", "dev", "--target-version", "18", "--endpoint-url", stack.endpoint, "--region", REGION]
@@ -618,12 +621,12 @@ def test_a_drill_stopped_before_the_snapshot_exits_4_and_claims_no_change(
 
 def test_read_logins_finds_the_stacks_secrets_and_the_masters(stack: Stack) -> None:
     secrets = boto3.client("secretsmanager", endpoint_url=stack.endpoint)
-    logins = aws_upgrade.read_logins(stack.rds, secrets, UpgradeOptions(instance=SOURCE))  # stack from its tag
+    logins = aws_upgrade_options.read_logins(stack.rds, secrets, UpgradeOptions(instance=SOURCE))  # stack from its tag
     assert logins.analyst == Login("analyst", "pw-analyst")
     assert logins.migrator == Login("migrator", "pw-migrator")
     managed = stack.rds.describe_db_instances(DBInstanceIdentifier=SOURCE)["DBInstances"][0]["MasterUserSecret"]
     assert (logins.master.user, logins.master.password) == aws_restore.read_login(secrets, managed["SecretArn"])
-    explicit = aws_upgrade.read_logins(
+    explicit = aws_upgrade_options.read_logins(
         stack.rds, secrets, UpgradeOptions(stack="dev"), master_secret_id=stack.secrets["analyst"]
     )
     assert explicit.master == Login("analyst", "pw-analyst")
@@ -633,13 +636,13 @@ def test_teardown_deletes_no_snapshot_or_group_without_this_runs_tag(stack: Stac
     client = stack.rds
     client.create_db_snapshot(DBSnapshotIdentifier="by-hand", DBInstanceIdentifier=SOURCE, Tags=STACK_TAGS)
     with pytest.raises(rds.RdsDrillError, match="refusing to delete snapshot by-hand"):
-        aws_upgrade.delete_drill_snapshot(client, "by-hand", "this-run")
+        aws_upgrade_lifecycle.delete_drill_snapshot(client, "by-hand", "this-run")
     with pytest.raises(rds.RdsDrillError, match=f"refusing to delete parameter group {stack.parameter_group}"):
-        aws_upgrade.delete_drill_parameter_group(client, stack.parameter_group, "this-run")
+        aws_upgrade_lifecycle.delete_drill_parameter_group(client, stack.parameter_group, "this-run")
     assert {"by-hand"} <= _drill_resources(client)["snapshots"]
     assert stack.parameter_group in _drill_resources(client)["parameter_groups"]
-    assert aws_upgrade.delete_drill_snapshot(client, "never-made", "this-run") is False
-    assert aws_upgrade.delete_drill_parameter_group(client, "never-made", "this-run") is False
+    assert aws_upgrade_lifecycle.delete_drill_snapshot(client, "never-made", "this-run") is False
+    assert aws_upgrade_lifecycle.delete_drill_parameter_group(client, "never-made", "this-run") is False
 
 
 # --- what moto lacks or gets wrong: botocore stubs of documented answers ------------------------------------
@@ -654,7 +657,7 @@ OFFERED = _targets(("16.13", False), ("17.7", True), ("17.8", True), ("18.1", Tr
 
 @pytest.mark.parametrize(("requested", "chosen"), [("17", "17.8"), ("18", "18.1"), ("17.7", "17.7"), (" 18 ", "18.1")])
 def test_the_target_is_the_requested_version_or_the_highest_of_its_major(requested: str, chosen: str) -> None:
-    assert aws_upgrade.choose_target("16.12", OFFERED, requested.strip()).version == chosen
+    assert aws_upgrade_targets.choose_target("16.12", OFFERED, requested.strip()).version == chosen
 
 
 @pytest.mark.parametrize(
@@ -669,7 +672,7 @@ def test_the_target_is_the_requested_version_or_the_highest_of_its_major(request
 )
 def test_a_target_rds_does_not_offer_is_refused_naming_the_valid_ones(requested: str, message: str) -> None:
     with pytest.raises(rds.PreconditionError, match=message):
-        aws_upgrade.choose_target("16.12", OFFERED, requested)
+        aws_upgrade_targets.choose_target("16.12", OFFERED, requested)
 
 
 def _stubbed() -> tuple[Any, Stubber]:
@@ -729,7 +732,7 @@ def test_the_catalog_reads_the_real_apis_answers() -> None:
 def test_aws_accepts_the_drills_upgrade_call_and_refuses_one_without_the_flag(
     drop_flag: bool, outcome: str | None
 ) -> None:
-    call = aws_upgrade.upgrade_call("copy", "17.6", "copy-params")
+    call = aws_upgrade_plan.upgrade_call("copy", "17.6", "copy-params")
     documented = {  # rds-operations.md 6.3
         "DBInstanceIdentifier": "copy",
         "EngineVersion": "17.6",
@@ -784,7 +787,7 @@ def test_the_upgrade_wait_sees_through_the_moment_rds_still_says_available(outco
     said: list[str] = []
 
     def wait() -> dict[str, Any]:
-        return aws_upgrade.wait_upgraded(
+        return aws_upgrade_lifecycle.wait_upgraded(
             client, "copy", "18.1", said.append, poll_seconds=0, timeout_seconds=60, sleep=lambda _: None
         )
 

@@ -28,7 +28,7 @@ restore that completes but does not match gives a report with `verified=False` a
 schema version and checksum (temporaldb_meta.schema_migrations), exact row counts of every table of schema
 nba, and canary answers of `nba.player_stats_as_of` / `nba.team_stats_as_of` at a fixed moment.
 
-When run as root, PostgreSQL runs as an unprivileged account (temporaldb.localpg.server_account()); if that
+When run as root, PostgreSQL runs as an unprivileged account (temporaldb.pgcluster.server_account()); if that
 account cannot traverse `work_dir`, the drill folder goes to the system temp dir instead, and says so.
 
 This module runs the stages (`run` and the engine behind it); the rest of the drill is in:
@@ -77,7 +77,7 @@ from temporaldb.drills.local_restore_verify import RestoreEvidence, TargetRecord
 from temporaldb.drills.progress import Ticker
 from temporaldb.drills.report import Say, StageResult, describe
 from temporaldb.load import load_directory
-from temporaldb.localpg import (
+from temporaldb.pgcluster import (
     LocalServerError,
     init_cluster,
     reachable_folder,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from temporaldb.drills.report import StageResult
-from temporaldb.localpg import SUPERUSER, PgBinaries, ServerAccount, socket_dsn
+from temporaldb.pgcluster import SUPERUSER, PgBinaries, ServerAccount, socket_dsn
 from temporaldb.roles import database_name
 
 SPORT: Final = "nba"

@@ -21,7 +21,7 @@ import psycopg
 from temporaldb.drills.local_restore_clusters import SOCKET_PORT, Cluster, DrillError, DrillSite, utc_iso
 from temporaldb.drills.progress import Ticker
 from temporaldb.drills.report import Say
-from temporaldb.localpg import (
+from temporaldb.pgcluster import (
     SUPERUSER,
     LocalServerError,
     PgBinaries,

@@ -107,7 +107,7 @@ from temporaldb.drills.report import Say, StageResult, describe, first_line
 from temporaldb.drills.upgrade_prechecks import BLOCKER, Precheck, run_prechecks
 from temporaldb.generate import generate_league
 from temporaldb.load import load_directory
-from temporaldb.localpg import (
+from temporaldb.pgcluster import (
     SUPERUSER,
     LocalServerError,
     ServerAccount,
@@ -335,7 +335,7 @@ class _Drill:
     def _init_target(self) -> str:
         before = self.facts_before
         assert before is not None
-        # init_cluster makes UTF8 with locale C, as localpg does for the source; pg_upgrade needs them equal.
+        # init_cluster makes UTF8 with locale C, as pgcluster does for the source; pg_upgrade needs them equal.
         if not re.fullmatch(r"UTF8 \S+ C C", before.locale):
             raise _RefusedError(
                 f"the source's template0 is {before.locale!r}; the drill's target is UTF8 with locale C"

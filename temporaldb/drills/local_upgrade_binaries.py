@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Final
 
-from temporaldb.localpg import LOCAL_MAJOR, LOCAL_PACKAGE, LocalServerError, PgBinaries, wheel_binaries
+from temporaldb.pgcluster import LOCAL_MAJOR, LOCAL_PACKAGE, LocalServerError, PgBinaries, wheel_binaries
 
 TARGET_MAJOR: Final = LOCAL_MAJOR
 SOURCE_MAJORS: Final = (15, 16, 17)

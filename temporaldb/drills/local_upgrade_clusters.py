@@ -20,7 +20,7 @@ import psycopg
 
 from temporaldb.drills.report import Say
 from temporaldb.drills.upgrade_prechecks import Connection
-from temporaldb.localpg import (
+from temporaldb.pgcluster import (
     SUPERUSER,
     PgBinaries,
     ServerAccount,
