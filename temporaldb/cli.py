@@ -85,6 +85,8 @@ def _run_plan(args: argparse.Namespace) -> int:
         for stack in stacks:
             print(f"planning stack {stack}: running the program under Pulumi mocks", file=sys.stderr)
             run = run_program(root, stack, dict(args.overrides))
+            for warning in run.warnings:
+                print(f"temporaldb plan: {stack}: the program warns (as pulumi up would): {warning}", file=sys.stderr)
             estimate = cost.estimate(run)
             if not estimate.within_budget:
                 over_budget.append(

@@ -199,9 +199,11 @@ class _RecordingEngine(pulumi_mocks.MockEngine):
     def Log(self, request: Any) -> None:  # noqa: N802 (gRPC method name)
         from pulumi.runtime.proto import engine_pb2  # noqa: PLC0415 (generated code, only needed here)
 
+        # Warnings are kept for the caller to show (the plan prints them); the rest goes to logging.
         if request.severity == engine_pb2.WARNING:
             self.run.warnings.append(request.message)
-        super().Log(request)  # type: ignore[no-untyped-call]
+        else:
+            super().Log(request)  # type: ignore[no-untyped-call]
 
     def RequirePulumiVersion(self, request: Any) -> None:  # noqa: N802 (gRPC method name)
         wanted = request.pulumi_version_range

@@ -197,3 +197,10 @@ def test_installed_command_runs_from_a_subfolder(project_root: Path) -> None:
     assert result.returncode == EXIT_OK, result.stderr
     [document] = json.loads(result.stdout)
     assert document["outputs"]["instanceIdentifier"] == "temporaldb-dev"
+
+
+def test_plan_shows_the_programs_warnings(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PULUMI_RUN_PROGRAM", raising=False)
+    code, _, err = plan(capsys, "--stack", "dev")
+    assert code == EXIT_OK
+    assert "temporaldb plan: dev: the program warns (as pulumi up would): PULUMI_RUN_PROGRAM is not set" in err
