@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -175,3 +176,19 @@ def instances(client: Any) -> dict[str, dict[str, Any]]:
         i["DBInstanceIdentifier"]: {key: value for key, value in i.items() if key not in VOLATILE}
         for i in client.describe_db_instances()["DBInstances"]
     }
+
+
+def processes_naming(folder: Path) -> dict[int, str]:
+    """Live processes (but this one) whose command line names `folder`, by pid: a postmaster runs as `postgres -D`."""
+    found = {}
+    needle = os.fsencode(folder)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in command:
+            found[int(entry.name)] = command.replace(b"\0", b" ").decode(errors="replace")
+    return found

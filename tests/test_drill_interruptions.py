@@ -24,6 +24,7 @@ import pytest
 from runbooks import restore_drill, upgrade_drill
 from temporaldb.drills import local_restore, local_upgrade
 from temporaldb.drills.runbook import EXIT_FAILED, EXIT_REFUSED
+from tests import drill_fixtures
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 REACH_STAGE_SECONDS = 900.0  # generous: the machine is shared, and the stage comes after data generation
@@ -37,25 +38,9 @@ def work_dir() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="temporaldb-sigterm-"))
     folder.chmod(0o755)
     yield folder
-    for pid in processes_naming(folder):  # only after a failed test: servers the drill did not stop
+    for pid in drill_fixtures.processes_naming(folder):  # only after a failed test: servers the drill did not stop
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def processes_naming(folder: Path) -> list[int]:
-    """Live processes whose command line names `folder` (a postmaster runs as `postgres -D <data>`)."""
-    found = []
-    needle = os.fsencode(folder)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if needle in command:
-            found.append(int(entry.name))
-    return found
 
 
 class Lines:
@@ -124,7 +109,7 @@ def test_sigterm_after_the_first_change_tears_down_and_exits_5(
             assert child.stdout is not None
             lines = Lines(child.stderr)
             lines.wait_for(running, REACH_STAGE_SECONDS)
-            assert processes_naming(work_dir), "a cluster should be running when the signal is sent"
+            assert drill_fixtures.processes_naming(work_dir), "a cluster should be running when the signal is sent"
             child.send_signal(signal.SIGTERM)
             code = child.wait(timeout=FINISH_SECONDS)
             out = child.stdout.read()
@@ -137,7 +122,7 @@ def test_sigterm_after_the_first_change_tears_down_and_exits_5(
     _check_interrupted_report(report, running, stages, log)
     # Nothing left behind: no folder in the work dir, no server naming it.
     assert list(work_dir.iterdir()) == []
-    assert processes_naming(work_dir) == []
+    assert drill_fixtures.processes_naming(work_dir) == {}
     assert f"exit {EXIT_FAILED}" in out
 
 

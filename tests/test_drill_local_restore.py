@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from temporaldb.drills.facts import CANARY_MOMENT, CanaryAnswer, CanaryQuestion,
 from temporaldb.drills.local_restore import STAGES, BatchWriter, DrillError, LocalRestoreReport, generated_batches, run
 from temporaldb.load import load_directory
 from temporaldb.migrate import default_migrations_dir, read_migrations, set_checksum
+from tests import drill_fixtures
 
 GAMES_PER_SEASON = 30
 UTC = dt.UTC
@@ -52,22 +52,6 @@ def work_dir() -> Iterator[Path]:
     folder.chmod(0o755)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def processes_using(folder: Path) -> list[str]:
-    """Command lines of live processes that name `folder` (a postmaster runs as `postgres -D <data>`)."""
-    found = []
-    needle = os.fsencode(folder)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if needle in command:
-            found.append(command.replace(b"\0", b" ").decode(errors="replace"))
-    return found
 
 
 def interrupt_when(fragment: str, messages: list[str]) -> Callable[[str], None]:
@@ -165,7 +149,7 @@ def test_the_drill_tears_down_and_reports_in_json(drilled: Drilled) -> None:
     report = drilled.report
     assert not report.kept
     assert not report.drill_dir.exists()
-    assert processes_using(report.drill_dir) == []
+    assert drill_fixtures.processes_naming(report.drill_dir) == {}
     assert "[restore] ..." in drilled.messages
     assert any(message.startswith("[teardown] done") for message in drilled.messages)
     document = json.loads(json.dumps(report.to_dict()))
@@ -193,7 +177,7 @@ def test_target_before_the_base_backup_fails_in_the_restore_stage_and_cleans_up(
     assert error.drill_dir.parent == work_dir.resolve()
     assert not error.drill_dir.exists()
     assert list(work_dir.iterdir()) == []
-    assert processes_using(work_dir) == []
+    assert drill_fixtures.processes_naming(work_dir) == {}
     assert any(message.startswith("[teardown] done") for message in messages)
 
 
@@ -207,7 +191,7 @@ def test_a_target_beyond_the_archived_wal_fails_in_the_restore_stage_with_the_se
     # pg_ctl may see the server fail while starting, or the drill while waiting for promotion: the log says which
     assert "recovery ended before configured recovery target was reached" in str(caught.value)
     assert list(work_dir.iterdir()) == []
-    assert processes_using(work_dir) == []
+    assert drill_fixtures.processes_naming(work_dir) == {}
 
 
 def test_batches_that_add_no_game_are_refused_before_any_server_starts(work_dir: Path, small_league: Path) -> None:
@@ -228,7 +212,7 @@ def test_ctrl_c_during_recovery_stops_both_clusters_and_deletes_everything(work_
         run(work_dir, say, batches=copy_of(small_league))
     assert any(message.startswith("[teardown] done") for message in messages)
     assert list(work_dir.iterdir()) == []
-    assert processes_using(work_dir) == []
+    assert drill_fixtures.processes_naming(work_dir) == {}
 
 
 def test_keep_leaves_the_folder_with_the_clusters_stopped(work_dir: Path, small_league: Path) -> None:
@@ -239,7 +223,7 @@ def test_keep_leaves_the_folder_with_the_clusters_stopped(work_dir: Path, small_
     assert (drill_dir / "source" / "PG_VERSION").is_file()
     assert (drill_dir / "base-backup" / "backup_manifest").is_file()
     assert not (drill_dir / "source" / "postmaster.pid").exists()
-    assert processes_using(work_dir) == []
+    assert drill_fixtures.processes_naming(work_dir) == {}
     assert any(f"kept {drill_dir}" in message for message in messages)
 
 
