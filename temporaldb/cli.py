@@ -285,6 +285,13 @@ def _add_load(commands: Commands) -> None:
         epilog=DATABASE_EXIT_CODES,
     )
     parser.add_argument("folder", type=Path, help="folder holding the canonical CSV files")
+    parser.add_argument(
+        "--replace-games",
+        action="store_true",
+        help="each game in games.csv or events.csv gets exactly this load's events: stored events it no longer "
+        "carries (dropped or renumbered in a corrected feed) are deleted. Default: merge by (game_id, event_num), "
+        "for a game split over several loads",
+    )
     _add_connection(parser, "etl")
     parser.set_defaults(handler=_database_errors(_run_load))
 
@@ -295,7 +302,7 @@ def _run_load(args: argparse.Namespace) -> int:
     dsn = _connect_dsn(args, "etl")
     print(f"loading {args.folder}", file=sys.stderr)
     try:
-        summary = load_directory(dsn, args.folder, _report)
+        summary = load_directory(dsn, args.folder, _report, replace_games=args.replace_games)
     except LoadError as error:
         print(f"temporaldb load: {error}", file=sys.stderr)
         print("temporaldb load: nothing was changed", file=sys.stderr)
@@ -303,7 +310,8 @@ def _run_load(args: argparse.Namespace) -> int:
     rows = ", ".join(f"{count:,} {table}" for table, count in summary.rows.items())
     print(
         f"loaded {rows} in {summary.seconds:.1f} s: {summary.events_changed:,} events new or changed, "
-        f"{summary.games_rebuilt:,} games rebuilt"
+        + (f"{summary.events_removed:,} removed, " if args.replace_games else "")
+        + f"{summary.games_rebuilt:,} games rebuilt"
     )
     return EXIT_OK
 

@@ -3,7 +3,9 @@
 One transaction per load, under an advisory lock: rows are validated in Python
 as they stream (a bad row stops the load with `file:line: reason`), sent to
 PostgreSQL with COPY, merged (a later load may correct events or add older
-ones), and the derived stat lines of every game that changed are rebuilt with
+ones; with `replace_games` the loaded games' events become exactly the loaded
+ones, so a corrected feed that drops or renumbers events leaves nothing stale),
+and the derived stat lines of every game that changed are rebuilt with
 their running totals. A load that fails or dies midway leaves the database as
 it was; a concurrent reader sees the data before or after, never half.
 """
@@ -71,6 +73,8 @@ class GameInfo:
 class LoadSummary:
     rows: dict[str, int] = field(default_factory=dict)
     events_changed: int = 0
+    events_removed: int = 0
+    """Events of replaced games that the load no longer carries (`replace_games` only)."""
     games_rebuilt: int = 0
     stat_lines: int = 0
     seconds: float = 0.0
@@ -466,11 +470,30 @@ limit 1
 """
 
 
+# The games a replacing load carries: those of games.csv and of events.csv.
+_REPLACED_GAMES = """
+create temp table replaced_games (game_id bigint primary key) on commit drop;
+insert into replaced_games select game_id from {games} union select game_id from {events}
+"""
+
+# Their stored events that the load does not carry go; the rest is merged as usual.
+_REMOVE_REPLACED_EVENTS = """
+with gone as (
+    delete from nba.play_by_play p using replaced_games r
+    where p.game_id = r.game_id
+      and not exists (select from {events} s where s.game_id = p.game_id and s.event_num = p.event_num)
+    returning p.game_id),
+noted as (insert into changed_games select distinct game_id from gone on conflict do nothing)
+select count(*) from gone
+"""
+
+
 class _Loader:
-    def __init__(self, connection: Connection, folder: Path, progress: Progress) -> None:
+    def __init__(self, connection: Connection, folder: Path, progress: Progress, *, replace_games: bool) -> None:
         self.connection = connection
         self.folder = folder
         self.progress = progress
+        self.replace_games = replace_games
         self.summary = LoadSummary()
         self.references = _load_references(connection)
 
@@ -493,6 +516,8 @@ class _Loader:
         events = inputs["events"]
         if events is not None:
             self._events(events, first_load)
+        elif self.replace_games and inputs["games"] is not None:
+            self._remove_replaced_events(has_events=False)
         self._check_stranded_events()
         self._rebuild(first_load and events is not None)
         self.summary.seconds = time.perf_counter() - started
@@ -549,7 +574,19 @@ class _Loader:
             self.connection.execute("insert into changed_games select game_id from nba.games on conflict do nothing")
             self.summary.events_changed = count
         else:
+            if self.replace_games:
+                self._remove_replaced_events(has_events=True)
             self._merge_staged_events(path)
+
+    def _remove_replaced_events(self, *, has_events: bool) -> None:
+        """Before the merge: drop the stored events of the loaded games that this load does not carry."""
+        self.progress("removing events the replaced games no longer have", 0, 1)
+        empty = "(select null::bigint as game_id, null::int as event_num where false)"
+        games = "stage_games" if self.summary.rows.get("games") is not None else empty
+        events = "stage_events" if has_events else empty
+        self.connection.execute(_REPLACED_GAMES.format(games=games, events=events))
+        row = self.connection.execute(_REMOVE_REPLACED_EVENTS.format(events=events)).fetchone()
+        self.summary.events_removed = int(row[0]) if row else 0
 
     def _copy_events(self, lines: _Lines, target: str) -> int:
         checker = _EventChecker(self.references)
@@ -665,8 +702,15 @@ def _silent(phase: str, done: int, total: int) -> None:
     """The default progress callback: report nothing."""
 
 
-def load_directory(conninfo: str, folder: Path, progress: Progress | None = None) -> LoadSummary:
-    """Load a canonical CSV folder in one transaction; raise LoadError and change nothing on bad input."""
+def load_directory(
+    conninfo: str, folder: Path, progress: Progress | None = None, *, replace_games: bool = False
+) -> LoadSummary:
+    """Load a canonical CSV folder in one transaction; raise LoadError and change nothing on bad input.
+
+    By default events merge by (game_id, event_num), so one game may arrive in
+    several loads. With `replace_games`, every game in the folder's games.csv or
+    events.csv ends up with exactly the events of this load.
+    """
     if not folder.is_dir():
         raise LoadError(f"{folder} is not a folder")
     report = progress or _silent
@@ -678,7 +722,7 @@ def load_directory(conninfo: str, folder: Path, progress: Progress | None = None
                 connection.execute("select pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
             connection.execute("set local work_mem = '256MB'")
             connection.execute("set local maintenance_work_mem = '1GB'")
-            summary = _Loader(connection, folder, report).run()
+            summary = _Loader(connection, folder, report, replace_games=replace_games).run()
             report("committing", 0, 1)
         _vacuum_stat_lines(connection, report)
     return summary
