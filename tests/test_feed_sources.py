@@ -1,0 +1,91 @@
+"""Feed documents from files, folders and S3 (the emulator over HTTP); every bad source is a one-line error."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from temporaldb.feeds.model import FeedError
+from temporaldb.feeds.sources import read_sources
+from tests import drill_fixtures
+
+BUCKET = "raw-feeds"
+
+
+def s3(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=drill_fixtures.REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def bucket(emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    drill_fixtures.set_credentials(monkeypatch)
+    client = s3(emulator)
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    drill_fixtures.reset(emulator)
+
+
+def test_a_folder_yields_its_json_files_recursively_in_name_order(tmp_path: Path) -> None:
+    (tmp_path / "b" / "deep").mkdir(parents=True)
+    (tmp_path / "a.json").write_text(json.dumps({"n": 1}))
+    (tmp_path / "b" / "deep" / "c.json.gz").write_bytes(gzip.compress(json.dumps({"n": 3}).encode()))
+    (tmp_path / "b" / "b.json").write_text(json.dumps({"n": 2}))
+    (tmp_path / "notes.txt").write_text("not a feed")
+    documents = list(read_sources([str(tmp_path)]))
+    assert [d.document for d in documents] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert documents[2].name.endswith("c.json.gz")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"game": {"actions": [1, 2', "cut off (truncated JSON)"),
+        (b"<html>rate limited</html>", "not JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+    ],
+)
+def test_a_bad_file_is_named_in_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    bad = tmp_path / "game.json"
+    bad.write_bytes(content)
+    with pytest.raises(FeedError) as error:
+        list(read_sources([str(bad)]))
+    assert str(error.value).startswith(f"{bad}: {message}")
+    assert "\n" not in str(error.value)
+
+
+def test_missing_path_and_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(FeedError, match="no such file or folder"):
+        list(read_sources([str(tmp_path / "nope")]))
+    with pytest.raises(FeedError, match=r"no \*\.json"):
+        list(read_sources([str(tmp_path)]))
+
+
+def test_s3_prefix_streams_its_objects_in_key_order(bucket: Any, emulator: str) -> None:
+    bucket.put_object(Bucket=BUCKET, Key="pbp/2023/b.json", Body=json.dumps({"n": 2}).encode())
+    bucket.put_object(Bucket=BUCKET, Key="pbp/2023/a.json.gz", Body=gzip.compress(json.dumps({"n": 1}).encode()))
+    bucket.put_object(Bucket=BUCKET, Key="other/x.json", Body=b"{}")
+    documents = list(read_sources([f"s3://{BUCKET}/pbp/"], endpoint_url=emulator))
+    assert [d.document for d in documents] == [{"n": 1}, {"n": 2}]
+    assert documents[0].name == f"s3://{BUCKET}/pbp/2023/a.json.gz"
+
+
+def test_s3_errors_name_the_prefix_or_object(bucket: Any, emulator: str) -> None:
+    with pytest.raises(FeedError, match=rf"^s3://{BUCKET}/empty/: no objects under this prefix$"):
+        list(read_sources([f"s3://{BUCKET}/empty/"], endpoint_url=emulator))
+    with pytest.raises(FeedError, match=r"^s3://no-such-bucket/x: cannot list it \(NoSuchBucket"):
+        list(read_sources(["s3://no-such-bucket/x"], endpoint_url=emulator))
+    bucket.put_object(Bucket=BUCKET, Key="bad/g.json", Body=b'{"cut": ')
+    with pytest.raises(FeedError, match=rf"^s3://{BUCKET}/bad/g.json: cut off"):
+        list(read_sources([f"s3://{BUCKET}/bad/"], endpoint_url=emulator))
