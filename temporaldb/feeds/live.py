@@ -1,0 +1,718 @@
+"""cdn.nba.com live play-by-play (`liveData/playbyplay/playbyplay_{gameId}.json`) to a FeedGame.
+
+The document is `{"game": {"gameId": "0022000001", "actions": [...]}}`; each action has `actionNumber`,
+`clock` ("PT11M48.00S"), `timeActual` (UTC, 0.1 s), `period`, `teamId`/`teamTricode`, `personId`,
+`actionType`, `subType`, `descriptor`, `qualifiers`, `shotResult` and typed secondary people
+(`assistPersonId`, `blockPersonId`, `stealPersonId`, `foulDrawnPersonId`, `jumpBallWonPersonId`...).
+
+Every (actionType, subType) goes through ACTIONS: it becomes an event, is merged into another event
+(`FeedGame.merged`) or is skipped (`FeedGame.skipped`), both counted under `live:<actionType> <subType>`;
+an action ACTIONS does not name is a FeedError naming the source and the actionNumber. Hence
+`len(actions) == len(events) + sum(skipped.values()) + sum(merged.values())`.
+
+| actionType / subType | canonical event |
+|---|---|
+| 2pt, 3pt (any shot type) | fg_made (2 or 3 points; `assistPersonId` is the secondary) or fg_missed (the blocker is) |
+| block | merged into the missed shot at the same period and clock whose `blockPersonId` agrees |
+| freethrow `N of M` | ft_made / ft_missed, `ft_value` 1 (the live feed has no known subType for a one-shot |
+|   | multi-point free throw: any other subType is a FeedError, never a guessed value) |
+| rebound offensive / defensive / none | rebound_off / rebound_def; no subType: offensive when the missed shot |
+|   | (`shotActionNumber`, else the last miss before it) is the rebounder's team's; a team rebound (`personId` 0 |
+|   | or qualifier `team`, dead-ball ones included) has the team only |
+| turnover (any reason) | turnover (`stealPersonId` is the secondary; `personId` 0: a team turnover) |
+| turnover without subType | skipped: a "no turnover" placeholder |
+| steal | merged into the turnover at the same period and clock whose `stealPersonId` agrees |
+| foul | foul, `foul_kind` from FOUL_KIND_BY_TYPE on (subType, descriptor); an unknown pair is a FeedError |
+| substitution out + in | one substitution: `player_id` enters, `secondary_player_id` leaves (README); the |
+|   | k-th out and the k-th in of a team at one period and clock pair up; the pair counts once in |
+|   | merged; an unpaired row is a FeedError |
+| jumpball | jump_ball by `jumpBallWonPersonId`, for that player's team; without a winner: skipped |
+| timeout (any) | timeout of `teamId`; an official timeout has no team (canonical.py drops it, counted) |
+| violation (any) | violation of `teamId` (and `personId` when not 0) |
+| period start / end | period_start / period_end, no team and no player |
+| game start / end, ejection, instantreplay, challenge, stoppage, memo | skipped |
+
+Other rules:
+- Feed order (the `actions` array, which follows `orderNumber`) is the event order; `actionNumber` is not
+  chronological and stays as `source_event_id`; an event built from several rows names them all ("68+69").
+- `wall_clock` is `timeActual` in UTC (`wall_clock_precision` "100ms"), made non-decreasing in feed order: a
+  row stamped before the event that precedes it (0022000001 has 3, by up to 2.7 s: a putback stamped before
+  its offensive rebound) takes that event's time, so an as-of query never counts an event without the
+  ones before it. `tipoff_at` is the first period start's `timeActual` (else the first action's).
+- Season and kind from the game id `LLSyy#####`: LL 00 NBA, 20 G League, 10 WNBA; S 1 preseason,
+  2 regular season, 3 All-Star, 4 playoffs, 5 play-in, 6 NBA Cup final ("cup-final"). The database holds NBA regular
+  season and playoffs and G League regular season; anything else is an UnsupportedGameError.
+- Home and away: the live play-by-play does not name them, but every made shot or free throw updates
+  `scoreHome` or `scoreAway`, which tells the scoring team's side. `game.homeTeam`/`game.awayTeam` (as in the
+  live box score's `game`), when the document has them, are used first and must agree.
+- Team names: `teams` when given, else `game.homeTeam`/`awayTeam` city and name, else the tricode.
+- Players: every person an event names. With a `roster` (from the box score) names and teams come from it and
+  must agree with the feed; a technical foul by someone not on it (a coach) becomes a team technical. Without a
+  roster a player is named by the feed's `playerNameI` ("K. Durant") and placed on the team of the rows they act
+  in (an assister on the shooter's, a blocker or stealer on the other team).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from temporaldb.feeds.model import (
+    NON_PERSONAL_FOUL_KINDS,
+    FeedError,
+    FeedEvent,
+    FeedGame,
+    FeedPlayer,
+    FeedTeam,
+    UnsupportedGameError,
+)
+
+FEED_FORMAT: Final = "live"
+WALL_CLOCK_PRECISION: Final = "100ms"
+ANY: Final = "*"
+ACTIONS: Final[Mapping[tuple[str, str], str]] = {
+    ("period", "start"): "period_start",
+    ("period", "end"): "period_end",
+    ("2pt", ANY): "field_goal",
+    ("3pt", ANY): "field_goal",
+    ("block", ANY): "merge",
+    ("freethrow", ANY): "free_throw",
+    ("rebound", "offensive"): "rebound",
+    ("rebound", "defensive"): "rebound",
+    ("rebound", ""): "rebound",
+    ("turnover", ""): "skip",
+    ("turnover", ANY): "turnover",
+    ("steal", ANY): "merge",
+    ("foul", ANY): "foul",
+    ("substitution", "in"): "substitution",
+    ("substitution", "out"): "substitution",
+    ("jumpball", ANY): "jump_ball",
+    ("timeout", ANY): "timeout",
+    ("violation", ANY): "violation",
+    ("game", "start"): "skip",
+    ("game", "end"): "skip",
+    ("ejection", ANY): "skip",
+    ("instantreplay", ANY): "skip",
+    ("challenge", ANY): "skip",
+    ("stoppage", ANY): "skip",
+    ("memo", ANY): "skip",
+}
+"""(actionType, subType) -> rule; ANY matches a subType the other keys of that actionType do not name."""
+
+FOUL_KIND_BY_TYPE: Final[Mapping[tuple[str, str], str]] = {
+    ("personal", ""): "personal",
+    ("personal", "block"): "personal",
+    ("personal", "shooting"): "shooting",
+    ("personal", "looseball"): "loose_ball",
+    ("personal", "take"): "personal_take",
+    ("personal", "transition"): "transition_take",
+    ("personal", "transitiontake"): "transition_take",
+    ("personal", "awayfromplay"): "away_from_play",
+    ("personal", "clearpath"): "clear_path",
+    ("personal", "inbound"): "inbound",
+    ("personal", "double"): "double_personal",
+    ("personal", "flagranttype1"): "flagrant_1",
+    ("personal", "flagranttype2"): "flagrant_2",
+    ("offensive", ""): "offensive",
+    ("offensive", "charge"): "offensive",
+    ("offensive", "inbound"): "inbound",
+    ("offensive", "looseball"): "loose_ball",
+    ("flagrant", "flagranttype1"): "flagrant_1",
+    ("flagrant", "type1"): "flagrant_1",
+    ("flagrant", "flagranttype2"): "flagrant_2",
+    ("flagrant", "type2"): "flagrant_2",
+    ("technical", ""): "technical",
+    ("technical", "hanging"): "technical",
+    ("technical", "nonunsportsmanlike"): "technical",
+    ("technical", "double"): "double_technical",
+    ("technical", "defensive3second"): "defensive_3_seconds",
+    ("technical", "defensive3seconds"): "defensive_3_seconds",
+    ("technical", "delayofgame"): "delay_technical",
+    ("delayofgame", ""): "delay_technical",
+    ("doublepersonal", ""): "double_personal",
+    ("doubletechnical", ""): "double_technical",
+}
+"""(subType, descriptor) of a foul, lower case without spaces or dashes ("flagrant-type-1" -> "flagranttype1")."""
+
+LEAGUES: Final[Mapping[str, str]] = {"00": "nba", "20": "gleague", "10": "wnba"}
+GAME_KINDS: Final[Mapping[str, str]] = {
+    "1": "preseason", "2": "regular", "3": "all-star", "4": "playoffs", "5": "play-in", "6": "cup-final",
+}  # fmt: skip
+SUPPORTED_GAMES: Final = frozenset({("nba", "regular"), ("nba", "playoffs"), ("gleague", "regular")})
+_GAME_ID = re.compile(r"^(\d{2})(\d)(\d{2})\d{5}$")
+_CLOCK = re.compile(r"^PT(\d{1,2})M(\d{1,2})(?:\.(\d+))?S$")
+_FREE_THROW = re.compile(r"^([1-3]) of ([1-3])$")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_SHOTS: Final = frozenset({"2pt", "3pt"})
+_SECONDARY_NAMES: Final = (
+    ("assistPersonId", "assistPlayerNameInitial"), ("stealPersonId", "stealPlayerName"),
+    ("blockPersonId", "blockPlayerName"), ("jumpBallWonPersonId", "jumpBallWonPlayerName"),
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the document
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One action, checked and normalized."""
+
+    position: int
+    number: int
+    period: int
+    clock: str
+    raw_clock: str
+    wall: dt.datetime
+    action: str
+    sub: str
+    descriptor: str
+    qualifiers: frozenset[str]
+    team: int | None
+    tricode: str | None
+    person: int | None
+    fields: Mapping[str, object]
+
+    @property
+    def key(self) -> str:
+        return f"live:{self.action} {self.sub}".rstrip()
+
+    def person_field(self, name: str) -> int | None:
+        value = self.fields.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value != 0 else None
+
+    def text(self, name: str) -> str | None:
+        value = self.fields.get(name)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _mapping(value: object) -> Mapping[str, object] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _game(document: object) -> Mapping[str, object] | None:
+    top = _mapping(document)
+    return _mapping(top.get("game")) if top is not None else None
+
+
+def looks_like(document: object) -> bool:
+    """True for a live play-by-play document: its actions carry `timeActual` and `orderNumber` (v3's do not)."""
+    game = _game(document)
+    if game is None or not isinstance(game.get("gameId"), str):
+        return False
+    actions = game.get("actions")
+    if not isinstance(actions, list) or not actions:
+        return False
+    first = _mapping(actions[0])
+    return first is not None and {"actionNumber", "actionType", "timeActual", "orderNumber"} <= first.keys()
+
+
+def _whole(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _clock(text: str) -> str:
+    """'PT11M48.00S' -> '11:48'; 'PT00M02.20S' -> '00:02.2'."""
+    match = _CLOCK.match(text)
+    if match is None or int(match[2]) > 59:
+        raise ValueError(f"clock {text!r} is not PT<m>M<s>S")
+    fraction = (match[3] or "").rstrip("0")[:3]
+    return f"{int(match[1]):02d}:{int(match[2]):02d}" + (f".{fraction}" if fraction else "")
+
+
+def _wall(text: object) -> dt.datetime:
+    if not isinstance(text, str):
+        raise ValueError("no timeActual")
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"timeActual {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"timeActual {text!r} has no time zone")
+    return moment.astimezone(dt.UTC)
+
+
+def _read_row(position: int, value: object, source: str) -> _Row:
+    fields = _mapping(value)
+    number = _whole(fields.get("actionNumber")) if fields is not None else None
+    where = f"{source}: action {number}" if number is not None else f"{source}: actions[{position}]"
+    if fields is None or number is None:
+        raise FeedError(f"{where}: not an action with an actionNumber")
+    action, period, raw_clock = fields.get("actionType"), _whole(fields.get("period")), fields.get("clock")
+    if not isinstance(action, str) or not action or period is None or period < 1 or not isinstance(raw_clock, str):
+        raise FeedError(f"{where}: needs actionType, period (1 or more) and clock")
+    try:
+        clock, wall = _clock(raw_clock), _wall(fields.get("timeActual"))
+    except ValueError as error:
+        raise FeedError(f"{where}: {error}") from None
+    qualifiers = fields.get("qualifiers")
+    tricode = fields.get("teamTricode")
+    return _Row(
+        position, number, period, clock, raw_clock, wall, action.strip().lower(),
+        str(fields.get("subType") or "").strip(), str(fields.get("descriptor") or "").strip(),
+        frozenset(str(item) for item in qualifiers) if isinstance(qualifiers, list) else frozenset(),
+        _whole(fields.get("teamId")) or None, tricode if isinstance(tricode, str) and tricode else None,
+        _whole(fields.get("personId")) or None, fields,
+    )  # fmt: skip
+
+
+def _read_rows(game: Mapping[str, object], source: str) -> list[_Row]:
+    actions = game.get("actions")
+    if not isinstance(actions, list):
+        raise FeedError(f"{source}: game.actions is not a list")
+    rows = [_read_row(position, action, source) for position, action in enumerate(actions)]
+    for row in rows:
+        _rule(row, source)  # an unknown action is reported before anything else
+    numbers = Counter(row.number for row in rows)
+    repeated = sorted(number for number, count in numbers.items() if count > 1)
+    if repeated:
+        raise FeedError(f"{source}: actionNumber {repeated[0]} appears {numbers[repeated[0]]} times")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The game: kind, season, teams, sides
+# ---------------------------------------------------------------------------------------------
+
+
+def _game_kind(game_id: str, source: str) -> tuple[str, str, str]:
+    """(league, season, season_type) from `LLSyy#####`, or UnsupportedGameError."""
+    match = _GAME_ID.match(game_id)
+    if match is None:
+        raise FeedError(f"{source}: gameId {game_id!r} is not a 10-digit NBA game id")
+    league, kind = LEAGUES.get(match[1]), GAME_KINDS.get(match[2])
+    if league is None or kind is None:
+        what = f"league prefix {match[1]!r}" if league is None else f"game-type digit {match[2]!r}"
+        raise UnsupportedGameError(f"{source}: game {game_id}: unknown {what}")
+    if (league, kind) not in SUPPORTED_GAMES:
+        raise UnsupportedGameError(
+            f"{source}: game {game_id} is a {league} {kind} game; the database holds NBA regular-season and "
+            "playoff games and G League regular-season games only"
+        )
+    start = int(match[3]) + (1900 if int(match[3]) >= 46 else 2000)
+    return league, f"{start}-{(start + 1) % 100:02d}", kind
+
+
+def _declared_sides(game: Mapping[str, object]) -> dict[str, Mapping[str, object]]:
+    """game.homeTeam / game.awayTeam when the document has them (the live box score's `game` does)."""
+    sides = {}
+    for side in ("home", "away"):
+        team = _mapping(game.get(f"{side}Team"))
+        if team is not None and _whole(team.get("teamId")):
+            sides[side] = team
+    return sides
+
+
+def _tricodes(rows: Sequence[_Row], source: str) -> dict[int, str | None]:
+    tricodes: dict[int, str | None] = {}
+    for row in rows:
+        if row.team is None:
+            continue
+        known = tricodes.setdefault(row.team, row.tricode)
+        if row.tricode is not None and known not in (None, row.tricode):
+            raise FeedError(f"{source}: action {row.number}: team {row.team} is {row.tricode}, earlier {known}")
+        tricodes[row.team] = known or row.tricode
+    return tricodes
+
+
+def _scoring_sides(rows: Sequence[_Row], source: str) -> dict[int, str]:
+    """Team -> 'home' or 'away', from which of scoreHome / scoreAway its made shots and free throws raise."""
+    sides: dict[int, str] = {}
+    before = (0, 0)
+    for row in rows:
+        home, away = _whole(row.fields.get("scoreHome")), _whole(row.fields.get("scoreAway"))
+        if home is None or away is None:
+            continue
+        scored = (home > before[0], away > before[1])
+        before = (home, away)
+        made = (row.action in _SHOTS or row.action == "freethrow") and row.text("shotResult") == "Made"
+        if not made or row.team is None or scored[0] == scored[1]:
+            continue
+        side = "home" if scored[0] else "away"
+        if sides.setdefault(row.team, side) != side:
+            raise FeedError(f"{source}: action {row.number}: team {row.team} scores for both home and away")
+    return sides
+
+
+def _home_away(game: Mapping[str, object], rows: Sequence[_Row], source: str) -> tuple[int, int]:
+    declared = {side: _whole(team.get("teamId")) or 0 for side, team in _declared_sides(game).items()}
+    scored = _scoring_sides(rows, source)
+    teams = set(_tricodes(rows, source)) | {team for team in declared.values() if team}
+    if len(teams) != 2:
+        raise FeedError(f"{source}: the actions name {len(teams)} teams ({sorted(teams)}), not two")
+    by_side: dict[str, set[int]] = {"home": set(), "away": set()}
+    for team, side in scored.items():
+        by_side[side].add(team)
+    for side, team in declared.items():
+        if by_side[side] - {team}:
+            raise FeedError(f"{source}: game.{side}Team is {team} but team {by_side[side] - {team}} scores as {side}")
+        by_side[side] = {team}
+    home_side, away_side = by_side["home"], by_side["away"]
+    if len(home_side) > 1 or len(away_side) > 1 or home_side & away_side:
+        raise FeedError(f"{source}: teams {sorted(teams)} both score as the same side")
+    if not home_side and not away_side:
+        raise FeedError(f"{source}: cannot tell home from away: no made basket and no game.homeTeam/awayTeam")
+    home = next(iter(home_side)) if home_side else next(iter(teams - away_side))
+    return home, next(iter(teams - {home}))
+
+
+def _feed_team(
+    team_id: int, side: str, tricodes: Mapping[int, str | None], game: Mapping[str, object],
+    teams: Mapping[int, FeedTeam] | None,
+) -> FeedTeam:  # fmt: skip
+    if teams is not None and team_id in teams:
+        return teams[team_id]
+    declared = _declared_sides(game).get(side, {})
+    tricode = tricodes.get(team_id) or str(declared.get("teamTricode") or "") or str(team_id)
+    city, name = declared.get("teamCity"), declared.get("teamName")
+    full = f"{city} {name}" if isinstance(city, str) and isinstance(name, str) and city and name else tricode
+    return FeedTeam(team_id, tricode, full)
+
+
+# ---------------------------------------------------------------------------------------------
+# Links between rows: blocks and steals to their plays, substitution pairs, people to teams
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Links:
+    credited: dict[int, int] = field(default_factory=dict)
+    """Position of a miss or turnover -> the blocker or stealer its own row does not name."""
+    merged_rows: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    """Position of the row an event comes from -> actionNumbers of the rows merged into it."""
+    pairs: dict[int, tuple[_Row, _Row]] = field(default_factory=dict)
+    """Position of the substitution row that completes a pair -> (out row, in row)."""
+
+
+def _is_target(row: _Row, credit: str) -> bool:
+    if credit == "block":
+        return row.action in _SHOTS and row.text("shotResult") == "Missed"
+    return row.action == "turnover" and bool(row.sub)
+
+
+def _link_credits(rows: Sequence[_Row], credit: str, id_field: str, links: _Links, source: str) -> None:
+    """Each block (steal) row to the missed shot (turnover) at its period and clock that names the same player."""
+    at_moment: dict[tuple[int, str], list[_Row]] = defaultdict(list)
+    for row in rows:
+        if _is_target(row, credit):
+            at_moment[(row.period, row.raw_clock)].append(row)
+    target = "missed shot" if credit == "block" else "turnover"
+    for row in (row for row in rows if row.action == credit):
+        if row.person is None:
+            raise FeedError(f"{source}: action {row.number}: a {credit} row with no personId")
+        open_rows = [
+            t for t in at_moment[(row.period, row.raw_clock)]
+            if t.position not in links.merged_rows and t.team != row.team
+        ]  # fmt: skip
+        open_rows.sort(key=lambda t: abs(t.position - row.position))
+        agreeing = [t for t in open_rows if t.person_field(id_field) == row.person]
+        silent = [t for t in open_rows if t.person_field(id_field) is None]
+        if not agreeing and not silent:
+            named = f"; action {open_rows[0].number} names {open_rows[0].person_field(id_field)}" if open_rows else ""
+            raise FeedError(f"{source}: action {row.number}: {credit} by {row.person} matches no {target} at "
+                            f"{row.clock} of period {row.period}{named}")  # fmt: skip
+        chosen = (agreeing or silent)[0]
+        if chosen.person_field(id_field) is None:
+            links.credited[chosen.position] = row.person
+        links.merged_rows[chosen.position].append(row.number)
+
+
+def _pair_substitutions(rows: Sequence[_Row], links: _Links, source: str) -> None:
+    """The k-th 'out' and the k-th 'in' of one team at one period and clock make one substitution."""
+    waiting: dict[tuple[int, str, int, str], deque[_Row]] = defaultdict(deque)
+    for row in rows:
+        direction = row.sub.lower()
+        if row.action != "substitution" or direction not in ("in", "out"):
+            continue
+        if row.team is None or row.person is None:
+            raise FeedError(f"{source}: action {row.number}: a substitution needs teamId and personId")
+        partners = waiting[(row.period, row.raw_clock, row.team, "in" if direction == "out" else "out")]
+        if not partners:
+            waiting[(row.period, row.raw_clock, row.team, direction)].append(row)
+            continue
+        partner = partners.popleft()
+        links.pairs[row.position] = (row, partner) if direction == "out" else (partner, row)
+    for left in (row for queue in waiting.values() for row in queue):
+        raise FeedError(
+            f"{source}: action {left.number}: substitution {left.sub} of player {left.person} has no partner "
+            f"(an out for an in, an in for an out) of team {left.team} at {left.clock} of period {left.period}"
+        )
+
+
+def _link(rows: Sequence[_Row], source: str) -> _Links:
+    links = _Links()
+    _link_credits(rows, "block", "blockPersonId", links, source)
+    _link_credits(rows, "steal", "stealPersonId", links, source)
+    _pair_substitutions(rows, links, source)
+    return links
+
+
+def _person_teams(rows: Sequence[_Row], home: int, away: int, source: str) -> dict[int, int]:
+    """Person -> team, from the rows they act in and the secondary roles they play."""
+    teams: dict[int, int] = {}
+
+    def place(person: int | None, team: int, row: _Row) -> None:
+        if person is not None and teams.setdefault(person, team) != team:
+            raise FeedError(f"{source}: action {row.number}: player {person} plays for {teams[person]} and {team}")
+
+    for row in rows:
+        if row.team is None:
+            continue
+        other = away if row.team == home else home
+        place(row.person, row.team, row)
+        place(row.person_field("assistPersonId"), row.team, row)
+        place(row.person_field("blockPersonId"), other, row)
+        place(row.person_field("stealPersonId"), other, row)
+    return teams
+
+
+def _feed_names(rows: Sequence[_Row]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for row in rows:
+        if row.person is not None and row.text("playerNameI"):
+            names.setdefault(row.person, row.text("playerNameI") or "")
+    for row in rows:
+        for id_field, name_field in _SECONDARY_NAMES:
+            person, name = row.person_field(id_field), row.text(name_field)
+            if person is not None and name:
+                names.setdefault(person, name)
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+
+def _normal(text: str) -> str:
+    return _NOT_ALNUM.sub("", text.lower())
+
+
+def _rule(row: _Row, source: str) -> str:
+    rule = ACTIONS.get((row.action, row.sub.lower())) or ACTIONS.get((row.action, ANY))
+    if rule is None:
+        raise FeedError(f"{source}: action {row.number}: unknown actionType/subType {row.action!r}/{row.sub!r}")
+    return rule
+
+
+@dataclass
+class _Builder:
+    rows: Sequence[_Row]
+    links: _Links
+    person_teams: Mapping[int, int]
+    roster: Mapping[int, FeedPlayer] | None
+    source: str
+    events: list[FeedEvent] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    merged: Counter[str] = field(default_factory=Counter)
+    last_wall: dt.datetime | None = None
+    last_miss_team: int | None = None
+    by_number: dict[int, _Row] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_number = {row.number: row for row in self.rows}
+
+    def run(self) -> None:
+        for row in self.rows:
+            rule = _rule(row, self.source)
+            if rule == "skip":
+                self.skipped[row.key] += 1
+            elif rule == "merge":
+                self.merged[row.key] += 1
+            else:
+                HANDLERS[rule](self, row)
+
+    def fail(self, row: _Row, message: str) -> FeedError:
+        return FeedError(f"{self.source}: action {row.number}: {message}")
+
+    def emit(
+        self, row: _Row, event_type: str, team: int | None, player: int | None = None, *,
+        secondary: int | None = None, points: int = 0, is_three: bool = False, foul_kind: str | None = None,
+        ft_value: int | None = None, numbers: Sequence[int] = (),
+    ) -> None:  # fmt: skip
+        wall = row.wall if self.last_wall is None else max(row.wall, self.last_wall)
+        self.last_wall = wall
+        numbers = numbers or (row.number, *self.links.merged_rows.get(row.position, ()))
+        source_id = "+".join(str(number) for number in numbers)
+        event = FeedEvent(row.period, row.clock, event_type, team, player, secondary, points, is_three, foul_kind)
+        self.events.append(replace(event, ft_value=ft_value, source_event_id=source_id, wall_clock=wall))
+
+    def team_of(self, row: _Row) -> int:
+        team = row.team or (self.person_teams.get(row.person) if row.person is not None else None)
+        if team is None:
+            raise self.fail(row, f"a {row.action} row needs a teamId")
+        return team
+
+    def result(self, row: _Row) -> bool:
+        result = row.text("shotResult")
+        if result not in ("Made", "Missed"):
+            raise self.fail(row, f"shotResult {result!r} is neither Made nor Missed")
+        if row.person is None:
+            raise self.fail(row, f"a {row.action} row with no personId")
+        return result == "Made"
+
+    def shooting_team(self, row: _Row) -> int:
+        """The team of the missed shot a rebound follows: `shotActionNumber`, else the last miss before it."""
+        shot_number = _whole(row.fields.get("shotActionNumber"))
+        shot = self.by_number.get(shot_number) if shot_number is not None else None
+        team = shot.team if shot is not None and shot.team is not None else self.last_miss_team
+        if team is None:
+            raise self.fail(row, "a rebound without subType follows no missed shot")
+        return team
+
+
+def _period(builder: _Builder, row: _Row) -> None:
+    builder.emit(row, "period_start" if row.sub.lower() == "start" else "period_end", None)
+
+
+def _field_goal(builder: _Builder, row: _Row) -> None:
+    team, made, three = builder.team_of(row), builder.result(row), row.action == "3pt"
+    if made:
+        assister = row.person_field("assistPersonId")
+        builder.emit(row, "fg_made", team, row.person, secondary=assister, points=3 if three else 2,
+                     is_three=three)  # fmt: skip
+        return
+    blocker = row.person_field("blockPersonId") or builder.links.credited.get(row.position)
+    builder.emit(row, "fg_missed", team, row.person, secondary=blocker, is_three=three)
+    builder.last_miss_team = team
+
+
+def _free_throw(builder: _Builder, row: _Row) -> None:
+    match = _FREE_THROW.match(row.sub)
+    if match is None or int(match[1]) > int(match[2]):
+        raise builder.fail(row, f"unknown actionType/subType 'freethrow'/{row.sub!r}")
+    team, made = builder.team_of(row), builder.result(row)
+    builder.emit(row, "ft_made" if made else "ft_missed", team, row.person, points=1 if made else 0, ft_value=1)
+    if not made:
+        builder.last_miss_team = team
+
+
+def _rebound(builder: _Builder, row: _Row) -> None:
+    team = builder.team_of(row)
+    kind = row.sub.lower()
+    offensive = kind == "offensive" if kind else builder.shooting_team(row) == team
+    player = None if "team" in row.qualifiers else row.person  # personId 0 is None already
+    builder.emit(row, "rebound_off" if offensive else "rebound_def", team, player)
+
+
+def _turnover(builder: _Builder, row: _Row) -> None:
+    stealer = row.person_field("stealPersonId") or builder.links.credited.get(row.position)
+    builder.emit(row, "turnover", builder.team_of(row), row.person, secondary=stealer)
+
+
+def _foul(builder: _Builder, row: _Row) -> None:
+    kind = FOUL_KIND_BY_TYPE.get((_normal(row.sub), _normal(row.descriptor)))
+    if kind is None:
+        raise builder.fail(row, f"unknown foul subType/descriptor {row.sub!r}/{row.descriptor!r}")
+    player, roster = row.person, builder.roster
+    if player is not None and roster is not None and player not in roster and kind in NON_PERSONAL_FOUL_KINDS:
+        player = None  # a coach's or the bench's technical: the team's
+    builder.emit(row, "foul", builder.team_of(row), player, foul_kind=kind)
+
+
+def _substitution(builder: _Builder, row: _Row) -> None:
+    pair = builder.links.pairs.get(row.position)
+    if pair is None:  # the first row of a pair: the event comes with its partner
+        builder.merged["live:substitution (paired)"] += 1
+        return
+    out, entering = pair
+    numbers = [r.number for r in sorted(pair, key=lambda r: r.position)]
+    builder.emit(row, "substitution", entering.team, entering.person, secondary=out.person, numbers=numbers)
+
+
+def _jump_ball(builder: _Builder, row: _Row) -> None:
+    winner = row.person_field("jumpBallWonPersonId")
+    if winner is None:
+        builder.skipped["live:jumpball (no winner)"] += 1
+        return
+    listed = builder.roster.get(winner) if builder.roster is not None else None
+    team = builder.person_teams.get(winner) or (listed.team_id if listed is not None else row.team)
+    if team is None:
+        raise builder.fail(row, f"cannot tell the team of jump ball winner {winner}")
+    builder.emit(row, "jump_ball", team, winner)
+
+
+def _timeout(builder: _Builder, row: _Row) -> None:
+    builder.emit(row, "timeout", row.team)  # an official timeout has no team
+
+
+def _violation(builder: _Builder, row: _Row) -> None:
+    builder.emit(row, "violation", row.team, row.person)
+
+
+HANDLERS: Final[Mapping[str, Callable[[_Builder, _Row], None]]] = {
+    "period_start": _period, "period_end": _period, "field_goal": _field_goal, "free_throw": _free_throw,
+    "rebound": _rebound, "turnover": _turnover, "foul": _foul, "substitution": _substitution,
+    "jump_ball": _jump_ball, "timeout": _timeout, "violation": _violation,
+}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Players and the game
+# ---------------------------------------------------------------------------------------------
+
+
+def _players(
+    events: Sequence[FeedEvent], rows: Sequence[_Row], person_teams: Mapping[int, int],
+    roster: Mapping[int, FeedPlayer] | None, source: str,
+) -> tuple[FeedPlayer, ...]:  # fmt: skip
+    named = dict.fromkeys(
+        person for event in events for person in (event.player_id, event.secondary_player_id) if person is not None
+    )
+    team_of_event: dict[int, int] = {}
+    for event in events:
+        if event.player_id is not None and event.team_id is not None:
+            team_of_event.setdefault(event.player_id, event.team_id)
+    names = _feed_names(rows)
+    players = []
+    for person in named:
+        team = person_teams.get(person, team_of_event.get(person))
+        if roster is not None:
+            if person not in roster:
+                raise FeedError(f"{source}: player {person} ({names.get(person, '?')}) is not on the roster")
+            if team is not None and roster[person].team_id != team:
+                raise FeedError(f"{source}: player {person} plays for {team}, the roster says {roster[person].team_id}")
+            players.append(roster[person])
+        elif team is None:
+            raise FeedError(f"{source}: cannot tell the team of player {person}")
+        else:
+            players.append(FeedPlayer(person, names.get(person, str(person)), team))
+    return tuple(players)
+
+
+def parse(
+    document: object, source: str, roster: Mapping[int, FeedPlayer] | None = None, *,
+    teams: Mapping[int, FeedTeam] | None = None,
+) -> FeedGame:  # fmt: skip
+    """The game of a live play-by-play document; `roster` (player id -> player) and `teams` give names."""
+    game = _game(document)
+    game_id = game.get("gameId") if game is not None else None
+    if game is None or not isinstance(game_id, str):
+        raise FeedError(f"{source}: not a live play-by-play document (no game.gameId)")
+    league, season, season_type = _game_kind(game_id, source)
+    rows = _read_rows(game, source)
+    home, away = _home_away(game, rows, source)
+    person_teams = _person_teams(rows, home, away, source)
+    builder = _Builder(rows, _link(rows, source), person_teams, roster, source)
+    builder.run()
+    tricodes = _tricodes(rows, source)
+    starts = [row.wall for row in rows if row.action == "period" and row.sub.lower() == "start"]
+    tipoff_at = starts[0] if starts else rows[0].wall if rows else None
+    return FeedGame(
+        game_id=int(game_id), league=league, season=season, season_type=season_type,
+        home=_feed_team(home, "home", tricodes, game, teams), away=_feed_team(away, "away", tricodes, game, teams),
+        players=_players(builder.events, rows, person_teams, roster, source), events=tuple(builder.events),
+        source=source, feed_format=FEED_FORMAT, tipoff_at=tipoff_at,
+        wall_clock_precision=WALL_CLOCK_PRECISION, skipped=builder.skipped, merged=builder.merged,
+    )  # fmt: skip
