@@ -211,7 +211,7 @@ def test_timeouts_violations_and_the_jump_ball(game: FeedGame) -> None:
     assert (kicked.event_type, kicked.team_id, kicked.player_id) == ("violation", AWAY, AL)
     assert (delay.event_type, delay.team_id, delay.player_id) == ("violation", HOME, None)
     jump = event(game, "1")  # Home v Away, tipped to Arc (Away Town): Away's jumper won it
-    assert (jump.event_type, jump.team_id, jump.player_id, jump.secondary_player_id) == ("jump_ball", AWAY, AL, HAL)
+    assert (jump.event_type, jump.team_id, jump.player_id, jump.secondary_player_id) == ("jump_ball", AWAY, AL, None)
 
 
 def test_ejection_replay_and_placeholders_are_skipped_and_counted(game: FeedGame) -> None:

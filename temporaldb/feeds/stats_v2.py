@@ -268,12 +268,16 @@ def _timeout(row: Row, _state: _State) -> list[FeedEvent]:
 
 
 def _jump_ball(row: Row, _state: _State) -> list[FeedEvent]:
-    """The jumper of the team that gained possession (PLAYER3's team) first, else PLAYER1."""
+    """The jumper of the team that gained possession (PLAYER3's team), else PLAYER1; no secondary player.
+
+    The canonical jump_ball names one jumper (the one whose team won the tip, as the live importer does): the
+    schema allows a secondary player only on shots, turnovers and substitutions.
+    """
     won_by = row.team(3)
-    first, second = (2, 1) if won_by is not None and won_by == row.team(2) else (1, 2)
+    first = 2 if won_by is not None and won_by == row.team(2) else 1
     player = row.player(first)
     team = row.team(first) if player is not None else won_by
-    return [_event(row, "jump_ball", team, player, row.player(second))]
+    return [_event(row, "jump_ball", team, player, None)]
 
 
 def _period_boundary(event_type: str) -> Handler:
