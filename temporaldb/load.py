@@ -1,93 +1,76 @@
 """`temporaldb load`: canonical CSV files into the database, all or nothing.
 
 One transaction per load, under an advisory lock: rows are validated in Python
-as they stream (a bad row stops the load with `file:line: reason`), sent to
-PostgreSQL with COPY, merged (a later load may correct events or add older
-ones; with `replace_games` the loaded games' events become exactly the loaded
-ones, so a corrected feed that drops or renumbers events leaves nothing stale),
-and the derived stat lines of every game that changed are rebuilt with
-their running totals. A load that fails or dies midway leaves the database as
-it was; a concurrent reader sees the data before or after, never half.
+as they stream (a bad row stops the load with `file:line: reason`; the row
+checks are in temporaldb/load_rows.py), sent to PostgreSQL with COPY, merged (a
+later load may correct events or add older ones; with `replace_games` the
+loaded games' events become exactly the loaded ones, so a corrected feed that
+drops or renumbers events leaves nothing stale), and the derived stat lines of
+every game that changed are rebuilt with their running totals. A load that
+fails or dies midway leaves the database as it was; a concurrent reader sees
+the data before or after, never half.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import gzip
-import io
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final, NamedTuple, TypeVar
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
+
+from temporaldb import loadmemory
+from temporaldb.load_rows import (
+    EVENT_COLUMNS,
+    GAME_COLUMNS,
+    MAX_GAME_SPAN,
+    OPTIONAL_EVENT_COLUMNS,
+    PLAYER_COLUMNS,
+    TEAM_COLUMNS,
+    EventChecker,
+    GameInfo,
+    GameRow,
+    Lines,
+    LoadError,
+    References,
+    Row,
+    parse_game,
+    parse_player,
+    parse_team,
+    read_rows,
+    read_small,
+)
+
+__all__ = [
+    "APPLICATION_NAME", "EVENT_COLUMNS", "GAME_COLUMNS", "LOAD_LOCK_KEY", "MAX_GAME_SPAN", "OPTIONAL_EVENT_COLUMNS",
+    "PLAYER_COLUMNS", "TABLES", "TEAM_COLUMNS", "LoadError", "LoadSummary", "Progress", "find_input", "load_directory",
+]  # fmt: skip
 
 Progress = Callable[[str, int, int], None]
 """progress(phase, done, total): bytes read of a file, or 0/1 for a phase with no size."""
 
 TABLES: Final = ("teams", "players", "games", "events")
-TEAM_COLUMNS: Final = ("team_id", "abbreviation", "name")
-PLAYER_COLUMNS: Final = ("player_id", "full_name")
-GAME_COLUMNS: Final = ("game_id", "season", "season_type", "home_team_id", "away_team_id", "tipoff_at")
-EVENT_COLUMNS: Final = (
-    "game_id", "event_num", "period", "clock", "wall_clock_time", "event_type",
-    "team_id", "player_id", "secondary_player_id", "points", "is_three",
-)  # fmt: skip
-EVENT_TYPES: Final = frozenset(
-    (
-        "fg_made", "fg_missed", "ft_made", "ft_missed", "rebound_off", "rebound_def", "turnover", "foul",
-        "substitution", "timeout", "jump_ball", "period_start", "period_end", "violation",
-    )
-)  # fmt: skip
-NEEDS_PLAYER: Final = frozenset(("fg_made", "fg_missed", "ft_made", "ft_missed", "substitution", "jump_ball"))
-HAS_SECONDARY: Final = frozenset(("fg_made", "fg_missed", "turnover", "substitution"))
-TRUE_WORDS: Final = frozenset(("true", "t", "1"))
-FALSE_WORDS: Final = frozenset(("false", "f", "0"))
-# Must equal nba.max_game_span() in sql/migrations/V0002__as_of_functions.sql.
-MAX_GAME_SPAN: Final = dt.timedelta(hours=6)
 LOAD_LOCK_KEY: Final = 0x7E3D_0002
 APPLICATION_NAME: Final = "temporaldb load"
-CLOCK = re.compile(r"^[0-9]{1,2}:[0-5][0-9](\.[0-9]{1,3})?$")
-SEASON = re.compile(r"^[0-9]{4}-[0-9]{2}$")
 COPY_LINE = re.compile(r"line (\d+)")
 BATCH_LINES: Final = 5000
-
-
-class LoadError(Exception):
-    """The input is invalid; nothing was changed. The message starts with file:line when it can."""
-
-
-@dataclass(frozen=True)
-class GameInfo:
-    home_team_id: int
-    away_team_id: int
-    earliest: dt.datetime
-    latest: dt.datetime
 
 
 @dataclass
 class LoadSummary:
     rows: dict[str, int] = field(default_factory=dict)
+    memory: loadmemory.LoadMemory | None = None
+    """The work_mem and maintenance_work_mem the load ran with."""
     events_changed: int = 0
     events_removed: int = 0
     """Events of replaced games that the load no longer carries (`replace_games` only)."""
     games_rebuilt: int = 0
     stat_lines: int = 0
     seconds: float = 0.0
-
-
-@dataclass
-class _References:
-    """What events may refer to: the database's rows overlaid with this load's files."""
-
-    teams: set[int] = field(default_factory=set)
-    players: set[int] = field(default_factory=set)
-    games: dict[int, GameInfo] = field(default_factory=dict)
-    game_lines: dict[int, int] = field(default_factory=dict)
 
 
 def find_input(folder: Path, table: str) -> Path | None:
@@ -97,229 +80,11 @@ def find_input(folder: Path, table: str) -> Path | None:
     return plain if plain.exists() else packed if packed.exists() else None
 
 
-class _Lines:
-    """Decoded lines of a .csv or .csv.gz file, with the bytes read so far for progress."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.size = path.stat().st_size
-        self._raw: IO[bytes] = path.open("rb")
-        self._stream: IO[bytes] = (
-            io.BufferedReader(gzip.GzipFile(fileobj=self._raw), buffer_size=1 << 20)
-            if path.name.endswith(".gz")
-            else self._raw
-        )
-
-    @property
-    def position(self) -> int:
-        return self._raw.tell()
-
-    def __iter__(self) -> Iterator[tuple[int, str]]:
-        try:
-            for number, raw in enumerate(self._stream, start=1):
-                yield number, raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as error:
-            raise LoadError(f"{self.path.name}: not UTF-8 ({error})") from None
-        except (OSError, EOFError) as error:
-            raise LoadError(f"{self.path.name}: cannot read ({error})") from None
-
-    def close(self) -> None:
-        self._stream.close()
-        self._raw.close()
-
-
-def _split(line: str) -> list[str]:
-    # Canonical rows are plain tokens; the csv module is only needed for quoted fields.
-    return next(csv.reader([line])) if '"' in line else line.split(",")
-
-
-def _header(path: Path, line: str, expected: tuple[str, ...]) -> list[int]:
-    """Positions of the expected columns in the file's header (any order)."""
-    names = _split(line.lstrip("\ufeff"))
-    if sorted(names) != sorted(expected):
-        raise LoadError(f"{path.name}:1: header must name the columns {','.join(expected)}; found {line!r}")
-    return [names.index(name) for name in expected]
-
-
-def _whole(text: str, what: str) -> int:
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"{what} must be a whole number, got {text!r}")
-    return int(text)
-
-
-def _optional_id(text: str, what: str) -> int | None:
-    return None if text == "" else _whole(text, what)
-
-
-def _instant(text: str, what: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{what} {text!r} is not an ISO 8601 timestamp") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{what} {text!r} needs a UTC offset, e.g. 2016-04-14T02:30:00.000+00:00")
-    return moment
-
-
-def _rows(lines: _Lines, expected: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields in `expected` order) for every data row of a file."""
-    iterator = iter(lines)
-    first = next(iterator, None)
-    if first is None:
-        raise LoadError(f"{lines.path.name}: empty file; the first line must be the header")
-    positions = _header(lines.path, first[1], expected)
-    for number, line in iterator:
-        if line == "":
-            continue
-        fields = _split(line)
-        if len(fields) != len(expected):
-            raise LoadError(f"{lines.path.name}:{number}: expected {len(expected)} fields, found {len(fields)}")
-        yield number, [fields[position] for position in positions]
-
-
-class TeamRow(NamedTuple):
-    team_id: int
-    abbreviation: str
-    name: str
-
-
-class PlayerRow(NamedTuple):
-    player_id: int
-    full_name: str
-
-
-class GameRow(NamedTuple):
-    game_id: int
-    season: str
-    season_type: str
-    home_team_id: int
-    away_team_id: int
-    tipoff_at: dt.datetime
-
-
-def _team(fields: list[str]) -> TeamRow:
-    team_id, abbreviation, name = fields
-    if not abbreviation or not name:
-        raise ValueError("abbreviation and name must not be empty")
-    return TeamRow(_whole(team_id, "team_id"), abbreviation, name)
-
-
-def _player(fields: list[str]) -> PlayerRow:
-    player_id, full_name = fields
-    if not full_name:
-        raise ValueError("full_name must not be empty")
-    return PlayerRow(_whole(player_id, "player_id"), full_name)
-
-
-def _game(fields: list[str]) -> GameRow:
-    game_id, season, season_type, home, away, tipoff = fields
-    if not SEASON.match(season):
-        raise ValueError(f"season must look like 2015-16, got {season!r}")
-    if season_type not in ("regular", "playoffs"):
-        raise ValueError(f"season_type must be regular or playoffs, got {season_type!r}")
-    home_id, away_id = _whole(home, "home_team_id"), _whole(away, "away_team_id")
-    if home_id == away_id:
-        raise ValueError("home_team_id and away_team_id are the same team")
-    return GameRow(_whole(game_id, "game_id"), season, season_type, home_id, away_id, _instant(tipoff, "tipoff_at"))
-
-
-Row = TypeVar("Row", TeamRow, PlayerRow, GameRow)
-
-
-def _read_small(path: Path, expected: tuple[str, ...], parse: Callable[[list[str]], Row]) -> list[tuple[int, Row]]:
-    """Parse a small file whole (teams, players, games), refusing duplicate ids."""
-    lines = _Lines(path)
-    try:
-        parsed: list[tuple[int, Row]] = []
-        seen: dict[int, int] = {}
-        for number, fields in _rows(lines, expected):
-            try:
-                row = parse(fields)
-            except ValueError as error:
-                raise LoadError(f"{path.name}:{number}: {error}") from None
-            if row[0] in seen:
-                raise LoadError(f"{path.name}:{number}: {expected[0]} {row[0]} already appears on line {seen[row[0]]}")
-            seen[row[0]] = number
-            parsed.append((number, row))
-        return parsed
-    finally:
-        lines.close()
-
-
-class _EventChecker:
-    """Validates one events.csv row against the stat rules and the known references."""
-
-    def __init__(self, references: _References) -> None:
-        self.references = references
-
-    def check(self, fields: list[str]) -> None:
-        game_id_text, event_num, period, clock, wall, event_type, team, player, secondary, points, three = fields
-        game = self.references.games.get(_whole(game_id_text, "game_id"))
-        if game is None:
-            raise ValueError(f"unknown game_id {game_id_text} (not in games.csv nor in the database)")
-        if _whole(event_num, "event_num") < 1:
-            raise ValueError("event_num must be 1 or more")
-        if not 1 <= _whole(period, "period") <= 20:
-            raise ValueError(f"period must be between 1 and 20, got {period}")
-        if not CLOCK.match(clock):
-            raise ValueError(f"clock must look like MM:SS or MM:SS.f, got {clock!r}")
-        moment = _instant(wall, "wall_clock_time")
-        if not game.earliest <= moment <= game.latest:
-            raise ValueError(
-                f"wall_clock_time {wall} is outside game {game_id_text}: from tip-off "
-                f"{game.earliest.isoformat()} to {MAX_GAME_SPAN.seconds // 3600} hours after"
-            )
-        if event_type not in EVENT_TYPES:
-            raise ValueError(f"unknown event_type {event_type!r} (one of {', '.join(sorted(EVENT_TYPES))})")
-        self._check_people(game, game_id_text, event_type, team=team, player=player, secondary=secondary)
-        if three in TRUE_WORDS:
-            is_three = True
-        elif three in FALSE_WORDS:
-            is_three = False
-        else:
-            raise ValueError(f"is_three must be true or false, got {three!r}")
-        if is_three and event_type not in ("fg_made", "fg_missed"):
-            raise ValueError(f"is_three is true on a {event_type} event")
-        expected = (3 if is_three else 2) if event_type == "fg_made" else 1 if event_type == "ft_made" else 0
-        if _whole(points, "points") != expected:
-            three_text = (
-                " with is_three true" if is_three else " with is_three false" if event_type == "fg_made" else ""
-            )
-            raise ValueError(f"points {points} contradict event_type {event_type}{three_text} (expected {expected})")
-
-    def _check_people(
-        self, game: GameInfo, game_id: str, event_type: str, *, team: str, player: str, secondary: str
-    ) -> None:
-        team_id = _optional_id(team, "team_id")
-        player_id = _optional_id(player, "player_id")
-        secondary_id = _optional_id(secondary, "secondary_player_id")
-        if event_type in ("period_start", "period_end"):
-            if team_id is not None or player_id is not None:
-                raise ValueError(f"a {event_type} event has no team_id or player_id")
-        elif team_id is None:
-            raise ValueError(f"a {event_type} event needs the team_id it belongs to")
-        if team_id is not None and team_id not in (game.home_team_id, game.away_team_id):
-            raise ValueError(f"team_id {team_id} does not play in game {game_id}")
-        if player_id is None and event_type in NEEDS_PLAYER:
-            raise ValueError(f"a {event_type} event needs a player_id")
-        if player_id is not None and player_id not in self.references.players:
-            raise ValueError(f"unknown player_id {player_id}")
-        if secondary_id is not None:
-            if event_type not in HAS_SECONDARY:
-                raise ValueError(
-                    f"a {event_type} event has no secondary player (only {', '.join(sorted(HAS_SECONDARY))})"
-                )
-            if secondary_id not in self.references.players:
-                raise ValueError(f"unknown secondary_player_id {secondary_id}")
-            if secondary_id == player_id:
-                raise ValueError("secondary_player_id is the same player as player_id")
-
-
 Connection = psycopg.Connection[Any]
 
 
-def _load_references(connection: Connection) -> _References:
-    references = _References()
+def _load_references(connection: Connection) -> References:
+    references = References()
     references.teams = {row[0] for row in connection.execute("select team_id from nba.teams")}
     references.players = {row[0] for row in connection.execute("select player_id from nba.players")}
     for game_id, home, away, tipoff in connection.execute(
@@ -366,12 +131,15 @@ with merged as (
     on conflict (game_id, event_num) do update set
         period = excluded.period, clock = excluded.clock, wall_clock_time = excluded.wall_clock_time,
         event_type = excluded.event_type, team_id = excluded.team_id, player_id = excluded.player_id,
-        secondary_player_id = excluded.secondary_player_id, points = excluded.points, is_three = excluded.is_three
+        secondary_player_id = excluded.secondary_player_id, points = excluded.points, is_three = excluded.is_three,
+        foul_kind = excluded.foul_kind, ft_value = excluded.ft_value, source_event_id = excluded.source_event_id
     where (nba.play_by_play.period, nba.play_by_play.clock, nba.play_by_play.wall_clock_time,
            nba.play_by_play.event_type, nba.play_by_play.team_id, nba.play_by_play.player_id,
-           nba.play_by_play.secondary_player_id, nba.play_by_play.points, nba.play_by_play.is_three)
+           nba.play_by_play.secondary_player_id, nba.play_by_play.points, nba.play_by_play.is_three,
+           nba.play_by_play.foul_kind, nba.play_by_play.ft_value, nba.play_by_play.source_event_id)
           is distinct from (excluded.period, excluded.clock, excluded.wall_clock_time, excluded.event_type,
-           excluded.team_id, excluded.player_id, excluded.secondary_player_id, excluded.points, excluded.is_three)
+           excluded.team_id, excluded.player_id, excluded.secondary_player_id, excluded.points, excluded.is_three,
+           excluded.foul_kind, excluded.ft_value, excluded.source_event_id)
     returning game_id)
 insert into changed_games select distinct game_id from merged on conflict do nothing
 """
@@ -504,13 +272,13 @@ class _Loader:
             raise LoadError(f"{self.folder}: no teams.csv, players.csv, games.csv or events.csv (.csv.gz) to load")
         self.connection.execute("create temp table changed_games (game_id bigint primary key) on commit drop")
         if inputs["teams"] is not None:
-            teams = self._small_table("teams", inputs["teams"], TEAM_COLUMNS, _team)
+            teams = self._small_table("teams", inputs["teams"], TEAM_COLUMNS, parse_team)
             self.references.teams.update(row.team_id for _, row in teams)
         if inputs["players"] is not None:
-            players = self._small_table("players", inputs["players"], PLAYER_COLUMNS, _player)
+            players = self._small_table("players", inputs["players"], PLAYER_COLUMNS, parse_player)
             self.references.players.update(row.player_id for _, row in players)
         if inputs["games"] is not None:
-            self._small_table("games", inputs["games"], GAME_COLUMNS, _game)
+            self._small_table("games", inputs["games"], GAME_COLUMNS, parse_game)
         row = self.connection.execute("select not exists (select from nba.play_by_play)").fetchone()
         first_load = bool(row and row[0])
         events = inputs["events"]
@@ -526,7 +294,7 @@ class _Loader:
     def _small_table(
         self, table: str, path: Path, columns: tuple[str, ...], parse: Callable[[list[str]], Row]
     ) -> list[tuple[int, Row]]:
-        rows = _read_small(path, columns, parse)
+        rows = read_small(path, columns, parse)
         for number, row in rows:
             if isinstance(row, GameRow):
                 self._note_game(path, number, row)
@@ -563,7 +331,7 @@ class _Loader:
             self.connection.execute("select nba_load.restore_event_key()")
             self.connection.execute("create temp table stage_events (like nba.play_by_play) on commit drop")
             target = "stage_events"
-        lines = _Lines(path)
+        lines = Lines(path)
         try:
             count = self._copy_events(lines, target)
         finally:
@@ -588,10 +356,11 @@ class _Loader:
         row = self.connection.execute(_REMOVE_REPLACED_EVENTS.format(events=events)).fetchone()
         self.summary.events_removed = int(row[0]) if row else 0
 
-    def _copy_events(self, lines: _Lines, target: str) -> int:
-        checker = _EventChecker(self.references)
-        rows = _rows(lines, EVENT_COLUMNS)
-        statement = f"copy {target} ({', '.join(EVENT_COLUMNS)}) from stdin with (format csv)"
+    def _copy_events(self, lines: Lines, target: str) -> int:
+        columns, rows = read_rows(lines, EVENT_COLUMNS, OPTIONAL_EVENT_COLUMNS)
+        checker = EventChecker(self.references, columns)
+        # Only the columns the file has: the optional ones it lacks are NULL, as in files from before them.
+        statement = f"copy {target} ({', '.join(columns)}) from stdin with (format csv)"
         batch: list[str] = []
         count = 0
         last_report = time.monotonic()
@@ -599,10 +368,9 @@ class _Loader:
             with self.connection.cursor().copy(statement) as copy:
                 for number, fields in rows:
                     try:
-                        checker.check(fields)
+                        batch.append(checker.copy_line(fields))
                     except ValueError as error:
                         raise LoadError(f"{lines.path.name}:{number}: {error}") from None
-                    batch.append(",".join(fields))
                     count += 1
                     if len(batch) >= BATCH_LINES:
                         copy.write("\n".join(batch) + "\n")
@@ -720,9 +488,12 @@ def load_directory(
             if not (locked and locked[0]):
                 report("waiting for another load to finish", 0, 1)
                 connection.execute("select pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
-            connection.execute("set local work_mem = '256MB'")
-            connection.execute("set local maintenance_work_mem = '1GB'")
+            # Scaled to the server: 256MB/1GB on a 1 GiB db.t3.micro would invite the OOM killer.
+            memory = loadmemory.choose(connection)
+            connection.execute("select set_config('work_mem', %s, true)", (memory.work_mem,))
+            connection.execute("select set_config('maintenance_work_mem', %s, true)", (memory.maintenance_work_mem,))
             summary = _Loader(connection, folder, report, replace_games=replace_games).run()
+            summary.memory = memory
             report("committing", 0, 1)
         _vacuum_stat_lines(connection, report)
     return summary

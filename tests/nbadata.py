@@ -56,6 +56,16 @@ class Event:
     secondary_player_id: int | None
     points: int
     is_three: bool
+    foul_kind: str | None = None
+    ft_value: int | None = None
+    source_event_id: str | None = None
+
+
+EVENT_COLUMNS = tuple(f.name for f in fields(Event))[:11]
+"""The required columns of events.csv."""
+OPTIONAL_EVENT_COLUMNS = ("foul_kind", "ft_value", "source_event_id")
+# The reference's own copy of the foul kinds that are not personal fouls (README "Canonical input").
+NON_PERSONAL_FOUL_KINDS = frozenset(("technical", "double_technical", "defensive_3_seconds", "delay_technical"))
 
 
 @dataclass(frozen=True)
@@ -84,15 +94,32 @@ def write_csv(path: Path, rows: Iterable[object], columns: Sequence[str]) -> Non
             writer.writerow([_cell(getattr(row, column)) for column in columns])
 
 
-def write_league(folder: Path, league: League, *, events: Sequence[Event] | None = None) -> Path:
+def event_columns(events: Iterable[Event], optional: bool | Sequence[str] | None = None) -> list[str]:
+    """events.csv's columns: the 11 required ones, then `optional` ones (True: all three; None: those in use)."""
+    if optional is None:
+        optional = [name for name in OPTIONAL_EVENT_COLUMNS if any(getattr(e, name) is not None for e in events)]
+    elif isinstance(optional, bool):
+        optional = OPTIONAL_EVENT_COLUMNS if optional else ()
+    return [*EVENT_COLUMNS, *optional]
+
+
+def write_league(
+    folder: Path,
+    league: League,
+    *,
+    events: Sequence[Event] | None = None,
+    optional_columns: bool | Sequence[str] | None = None,
+) -> Path:
+    """The league as canonical CSV; events.csv has the optional columns its events use, unless told otherwise."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, rows, kind in (
-        ("teams", league.teams, Team),
-        ("players", league.players, Player),
-        ("games", league.games, Game),
-        ("events", league.events if events is None else events, Event),
+    chosen = league.events if events is None else events
+    for name, rows, columns in (
+        ("teams", league.teams, [f.name for f in fields(Team)]),
+        ("players", league.players, [f.name for f in fields(Player)]),
+        ("games", league.games, [f.name for f in fields(Game)]),
+        ("events", chosen, event_columns(chosen, optional_columns)),
     ):
-        write_csv(folder / f"{name}.csv", rows, [f.name for f in fields(kind)])
+        write_csv(folder / f"{name}.csv", rows, columns)
     return folder
 
 
@@ -115,7 +142,8 @@ def credits(event: Event, game: Game) -> list[tuple[str, int, dict[str, int]]]:
         "dreb": int(kind == "rebound_def"),
         "rebounds": int(kind in ("rebound_off", "rebound_def")),
         "turnovers": int(kind == "turnover"),
-        "fouls": int(kind == "foul"),
+        # Personal fouls only; a foul of unknown kind (None) is personal.
+        "fouls": int(kind == "foul" and event.foul_kind not in NON_PERSONAL_FOUL_KINDS),
     }
     helper = {
         "assists": int(kind == "fg_made"),
@@ -198,9 +226,23 @@ EVENT_KINDS = ("fg_made", "fg_missed", "ft_made", "ft_missed", "rebound_off", "r
 
 
 def make_event(
-    game: Game, event_num: int, seconds: float, kind: str, *, side: int, who: int, helper: bool, three: bool
+    game: Game,
+    event_num: int,
+    seconds: float,
+    kind: str,
+    *,
+    side: int,
+    who: int,
+    helper: bool,
+    three: bool,
+    foul_kind: str | None = None,
+    ft_value: int | None = None,
+    source_event_id: str | None = None,
 ) -> Event:
-    """One valid event of `kind`; `side` picks the team (0 home, 1 away), `who` the player, `helper` a secondary."""
+    """One valid event of `kind`; `side` picks the team (0 home, 1 away), `who` the player, `helper` a secondary.
+
+    `foul_kind` applies to fouls only and `ft_value` to free throws only (a made one scores it).
+    """
     team = (game.home_team_id, game.away_team_id)[side]
     other = (game.home_team_id, game.away_team_id)[1 - side]
     player: int | None = ROSTERS[team][who]
@@ -220,6 +262,10 @@ def make_event(
         elif kind in ("fg_missed", "turnover"):
             secondary = ROSTERS[other][who]
     is_three = three and kind in ("fg_made", "fg_missed")
-    points = (3 if is_three else 2) if kind == "fg_made" else 1 if kind == "ft_made" else 0
+    value = ft_value if kind in ("ft_made", "ft_missed") else None
+    points = (3 if is_three else 2) if kind == "fg_made" else (value or 1) if kind == "ft_made" else 0
     moment = game.tipoff_at + dt.timedelta(milliseconds=round(seconds * 1000))
-    return Event(game.game_id, event_num, 1, "12:00", moment, kind, team_id, player, secondary, points, is_three)
+    return Event(
+        game.game_id, event_num, 1, "12:00", moment, kind, team_id, player, secondary, points, is_three,
+        foul_kind if kind == "foul" else None, value, source_event_id,
+    )  # fmt: skip

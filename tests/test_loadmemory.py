@@ -66,3 +66,20 @@ def test_choose_reads_the_connected_servers_size(pg_server: ThrowawayServer) -> 
     assert row is not None
     assert chosen == loadmemory.for_server(int(row[0]), int(row[1]))
     assert chosen.estimated_server_bytes == max(4 * int(row[0]), 2 * int(row[1]))
+
+
+def test_a_load_runs_with_the_chosen_settings(database: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from temporaldb.load import load_directory
+    from tests.nbadata import write_league
+    from tests.test_load import HAND_MADE
+
+    monkeypatch.setenv(loadmemory.WORK_MEM_ENV, "7MB")
+    assert isinstance(tmp_path, Path)
+    summary = load_directory(database, write_league(tmp_path / "hand", HAND_MADE))
+    assert summary.memory is not None
+    assert summary.memory.work_mem == "7MB"
+    with psycopg.connect(database) as connection:
+        expected = loadmemory.choose(connection).maintenance_work_mem
+    assert summary.memory.maintenance_work_mem == expected
