@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo plan bench test lint typecheck pytest clean
+.PHONY: help setup demo plan bench realdata test lint typecheck pytest clean
 
 help: ## show this help
 	@echo "temporaldb: temporal sports-analytics database on AWS RDS PostgreSQL"
@@ -43,6 +43,11 @@ plan: $(STAMP) ## offline plan and monthly cost of both stacks
 bench: $(STAMP) ## full-history benchmark (about 10 minutes), writes bench/RESULTS.md
 	$(BIN)/temporaldb local start
 	$(BIN)/temporaldb bench --results bench/RESULTS.md
+
+REALDATA := ../shared/realdata
+realdata: $(STAMP) ## import and reconcile the games in ../shared/realdata, strictly, into the local server
+	$(BIN)/temporaldb local start
+	$(BIN)/temporaldb import $(REALDATA)/raw --strict --report .local/realdata-report.txt
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from temporaldb import deployed, localcli, tunnel
+from temporaldb.feeds import command
 from temporaldb.roles import login_names
 
 EXIT_OK = 0
@@ -508,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(commands)
     _add_migrate(commands)
     _add_load(commands)
+    command.register(commands)
     _add_asof(commands)
     _add_stack_dsn(commands)
     _add_generate(commands)

@@ -471,13 +471,22 @@ def _silent(phase: str, done: int, total: int) -> None:
 
 
 def load_directory(
-    conninfo: str, folder: Path, progress: Progress | None = None, *, replace_games: bool = False
+    conninfo: str,
+    folder: Path,
+    progress: Progress | None = None,
+    *,
+    replace_games: bool = False,
+    before_commit: Callable[[Connection], None] | None = None,
 ) -> LoadSummary:
     """Load a canonical CSV folder in one transaction; raise LoadError and change nothing on bad input.
 
     By default events merge by (game_id, event_num), so one game may arrive in
     several loads. With `replace_games`, every game in the folder's games.csv or
-    events.csv ends up with exactly the events of this load.
+    events.csv ends up with exactly the events of this load. `before_commit`, if
+    given, runs inside the load's transaction once everything is loaded and the
+    stat lines are rebuilt, just before the commit: it may read the result (the
+    importer reconciles it with the box scores), and an exception it raises rolls
+    the whole load back.
     """
     if not folder.is_dir():
         raise LoadError(f"{folder} is not a folder")
@@ -494,6 +503,8 @@ def load_directory(
             connection.execute("select set_config('maintenance_work_mem', %s, true)", (memory.maintenance_work_mem,))
             summary = _Loader(connection, folder, report, replace_games=replace_games).run()
             summary.memory = memory
+            if before_commit is not None:
+                before_commit(connection)
             report("committing", 0, 1)
         _vacuum_stat_lines(connection, report)
     return summary

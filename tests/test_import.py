@@ -1,0 +1,244 @@
+"""`temporaldb import`: feed documents into a real server, reconciled with their box scores before the commit.
+
+The pair that shares a game: tests/fixtures/feeds/v2/nba_regular.json (playbyplayv2, game 0021600901) and
+tests/fixtures/feeds/box_0021600901/ (its boxscoretraditionalv2 + boxscoresummaryv2, written for it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from temporaldb.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from temporaldb.feeds import command, importer
+from temporaldb.feeds.model import FeedError
+from tests import drill_fixtures
+from tests.test_feed_sources import s3
+from tests.test_load import fingerprint
+
+FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
+PBP_V2 = FEEDS / "v2" / "nba_regular.json"
+BOX_V2 = FEEDS / "box_0021600901"
+LIVE = FEEDS / "live" / "playbyplay_0022000901.json"
+OTHER_GAME_BOX = FEEDS / "box" / "traditional_v2.json"
+GAME = 21600901
+HOME, AWAY = 1610612790, 1610612791
+BUCKET = "import-feeds"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def stored_events(dsn: str, game_id: int) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as connection:
+        return connection.execute(
+            "select game_id, event_num, period, clock, wall_clock_time, event_type, team_id, player_id,"
+            " secondary_player_id, points, is_three, foul_kind, ft_value, source_event_id"
+            " from nba.play_by_play where game_id = %s order by event_num",
+            (game_id,),
+        ).fetchall()
+
+
+def as_stored(row: tuple[object, ...]) -> tuple[object, ...]:
+    """A canonical events.csv row in the types the database returns."""
+    values = list(row)
+    values[4] = dt.datetime.fromisoformat(str(values[4]))
+    values[10] = values[10] == "true"
+    return tuple(values)
+
+
+def test_events_loaded_equal_the_canonical_rows(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    prepared = importer.prepare([str(PBP_V2)], [str(BOX_V2)])
+    code, out, err = run(capsys, "import", str(PBP_V2), "--box", str(BOX_V2), "--dsn", database)
+    assert code == EXIT_OK, err
+    expected = [as_stored(row) for row in prepared.games[0].canonical.events]
+    assert stored_events(database, GAME) == expected
+    assert out.startswith(f"imported 1 games [0021600901 (v2)]: {len(expected)} events, {len(expected)} new or changed")
+    assert "skipped feed rows 4: v2:11 ejection 1" in out
+    # The summary gives only the date: the tip-off is an assumption, and it is said.
+    assert "tip-off assumed at 19:00 US Eastern (2017-02-28T19:00:00-05:00)" in err
+    with psycopg.connect(database) as connection:
+        row = connection.execute("select tipoff_at from nba.games where game_id = %s", (GAME,)).fetchone()
+    assert row is not None
+    assert row[0] == dt.datetime(2017, 3, 1, 0, 0, tzinfo=dt.UTC)
+
+
+def test_a_second_import_changes_nothing(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "import", str(PBP_V2), str(BOX_V2), "--dsn", database)[0] == EXIT_OK
+    before = fingerprint(database)
+    code, out, _ = run(capsys, "import", str(PBP_V2), str(BOX_V2), "--dsn", database)
+    assert code == EXIT_OK
+    assert "0 new or changed, 0 removed" in out
+    assert fingerprint(database) == before
+
+
+def test_a_reimport_replaces_events_the_feed_no_longer_has(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "import", str(PBP_V2), str(BOX_V2), "--dsn", database)[0] == EXIT_OK
+    document = json.loads(PBP_V2.read_text(encoding="utf-8"))
+    rows = document["resultSets"][0]["rowSet"]
+    document["resultSets"][0]["rowSet"] = [row for row in rows if row[4] != 2]  # period 2: no stat
+    shorter = tmp_path / "pbp.json"
+    shorter.write_text(json.dumps(document), encoding="utf-8")
+    code, out, err = run(capsys, "import", str(shorter), str(BOX_V2), "--dsn", database, "--strict")
+    assert code == EXIT_OK, err
+    expected = importer.prepare([str(shorter), str(BOX_V2)]).games[0].canonical.events
+    assert f"{len(expected)} events, 0 new or changed, 2 removed" in out  # period 2's start and end
+    assert stored_events(database, GAME) == [as_stored(row) for row in expected]
+
+
+def test_a_box_that_agrees_reconciles_with_known_causes_only(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.json"
+    code, out, err = run(
+        capsys, "import", str(PBP_V2), "--box", str(BOX_V2), "--strict", "--report", str(report), "--dsn", database
+    )
+    assert code == EXIT_OK, err
+    assert "reconciled 1 games (9 player and team lines) with their box scores: 0 unexplained differences" in out
+    document = json.loads(report.read_text(encoding="utf-8"))
+    assert document["unexplained"] == 0
+    assert document["outcome"] == "imported"
+    differences = document["games"][0]["differences"]
+    # The home team's 3 team rebounds (2 offensive, 1 defensive) are in its play-by-play line only.
+    assert {(d["subject_id"], d["stat"], d["difference"], d["known_cause"]) for d in differences} == {
+        (HOME, "oreb", 2, "team rebounds"),
+        (HOME, "dreb", 1, "team rebounds"),
+    }
+    text_report = tmp_path / "report.txt"
+    assert run(capsys, "import", str(PBP_V2), str(BOX_V2), "--report", str(text_report), "--dsn", database)[0] == 0
+    text = text_report.read_text(encoding="utf-8")
+    assert text.startswith("outcome: imported\nassumption: game 0021600901: the box score gives only the date")
+    assert "oreb: play-by-play 2, box score 0 (+2) (known cause: team rebounds)" in text
+
+
+def tampered_box(tmp_path: Path) -> Path:
+    """The box score with one stat changed: Al Away (9101) with 2 assists instead of 1."""
+    folder = tmp_path / "tampered"
+    shutil.copytree(BOX_V2, folder)
+    path = folder / "traditional_v2.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    players = document["resultSets"][0]
+    column = players["headers"].index("AST")
+    row = next(row for row in players["rowSet"] if row[4] == 9101)
+    row[column] = 2
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return folder
+
+
+def test_a_tampered_box_fails_strict_and_changes_nothing(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "import", str(LIVE), "--dsn", database)[0] == EXIT_OK  # something already there
+    before = fingerprint(database)
+    report = tmp_path / "strict.txt"
+    box = tampered_box(tmp_path)
+    code, out, err = run(
+        capsys, "import", str(PBP_V2), "--box", str(box), "--strict", "--report", str(report), "--dsn", database
+    )
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert (
+        "temporaldb import: 1 unexplained differences between the play-by-play and the box score: game 0021600901 "
+        "player 9101 (Al Away) assists: play-by-play 1, box score 2 (-1)\n" in err
+    )
+    assert err.endswith("temporaldb import: nothing was changed\n")
+    assert fingerprint(database) == before
+    assert report.read_text(encoding="utf-8").startswith("outcome: refused (--strict): nothing was changed\n")
+    # Without --strict the same import loads, and says what differs.
+    code, out, err = run(capsys, "import", str(PBP_V2), "--box", str(box), "--dsn", database)
+    assert code == EXIT_OK
+    assert "1 unexplained differences" in out
+    assert "player 9101 (Al Away) assists: play-by-play 1, box score 2 (-1)" in err
+
+
+def test_a_box_of_another_game_is_a_one_line_error(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    before = fingerprint(database)
+    code, out, err = run(capsys, "import", str(PBP_V2), str(BOX_V2), "--box", str(OTHER_GAME_BOX), "--dsn", database)
+    assert code == EXIT_BAD_INPUT
+    assert (out, err.splitlines()) == (
+        "",
+        [
+            f"temporaldb import: {OTHER_GAME_BOX}: box score of game 0021900101, but no play-by-play of that game "
+            "is among the sources",
+            "temporaldb import: nothing was changed",
+        ],
+    )
+    assert fingerprint(database) == before
+
+
+def test_an_unknown_document_is_a_one_line_error_naming_it(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stray = tmp_path / "stray.json"
+    stray.write_text(json.dumps({"resultSets": [{"name": "Something", "headers": [], "rowSet": []}]}))
+    code, _, err = run(capsys, "import", str(PBP_V2), str(BOX_V2), str(stray), "--dsn", database)
+    assert code == EXIT_BAD_INPUT
+    first = err.splitlines()[0]
+    assert first.startswith(f"temporaldb import: {stray}: not a known feed document (expected a playbyplayv2")
+    assert "Traceback" not in err
+
+
+def test_a_play_by_play_without_a_clock_needs_its_box_score(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(FeedError, match=r"game 0021600901 has no tip-off time: .* give its box score"):
+        importer.prepare([str(PBP_V2)])
+    code, _, err = run(capsys, "import", str(PBP_V2), "--dsn", "postgresql:///never-reached")
+    assert code == EXIT_BAD_INPUT
+    assert "give its box score" in err
+
+
+def test_format_and_box_options_refuse_the_wrong_documents() -> None:
+    assert command.FORMAT_CHOICES == importer.FORMAT_CHOICES
+    with pytest.raises(FeedError, match=r"nba_regular.json: a playbyplayv2 document, but --format live was given"):
+        importer.prepare([str(PBP_V2), str(BOX_V2)], feed_format="live")
+    with pytest.raises(FeedError, match=r"given with --box but it is a live play-by-play, not a box score"):
+        importer.prepare([str(PBP_V2), str(BOX_V2)], [str(LIVE)])
+    with pytest.raises(FeedError, match=r"a second play-by-play of game 0021600901"):
+        importer.prepare([str(PBP_V2), str(PBP_V2), str(BOX_V2)])
+
+
+def test_a_range_box_is_used_for_names_only(tmp_path: Path) -> None:
+    folder = tmp_path / "with-range"
+    shutil.copytree(BOX_V2, folder)
+    document = json.loads((folder / "traditional_v2.json").read_text(encoding="utf-8"))
+    document["parameters"].update({"RangeType": 2, "StartRange": 0, "EndRange": 7200})
+    (folder / "traditional_v2_range.json").write_text(json.dumps(document), encoding="utf-8")
+    prepared = importer.prepare([str(PBP_V2), str(folder)])
+    assert len(prepared.games[0].boxes) == 1
+    assert len(prepared.notes) == 1
+    assert "a range box score (RangeType=2" in prepared.notes[0]
+    assert prepared.notes[0].endswith("(used for names only, not reconciled)")
+
+
+@pytest.fixture
+def bucket(emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    drill_fixtures.set_credentials(monkeypatch)
+    client = s3(emulator)
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    drill_fixtures.reset(emulator)
+
+
+def test_an_s3_source_imports_like_files(
+    database: str, bucket: Any, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for path, key in ((PBP_V2, "2017/pbp.json"), *((p, f"2017/box/{p.name}") for p in sorted(BOX_V2.iterdir()))):
+        bucket.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+    code, out, err = run(
+        capsys, "import", f"s3://{BUCKET}/2017/", "--endpoint-url", emulator, "--strict", "--dsn", database
+    )
+    assert code == EXIT_OK, err
+    assert "0 unexplained differences" in out
+    expected = importer.prepare([str(PBP_V2), str(BOX_V2)]).games[0].canonical.events
+    assert stored_events(database, GAME) == [as_stored(row) for row in expected]
