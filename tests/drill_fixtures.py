@@ -192,3 +192,20 @@ def processes_naming(folder: Path) -> dict[int, str]:
         if needle in command:
             found[int(entry.name)] = command.replace(b"\0", b" ").decode(errors="replace")
     return found
+
+
+@contextlib.contextmanager
+def s3_bucket(endpoint: str, name: str) -> Iterator[Any]:
+    """A bucket in the emulator and a client for it (test credentials); the emulator is emptied afterwards."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=name)
+    try:
+        yield client
+    finally:
+        reset(endpoint)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from temporaldb.feeds.model import FeedError
@@ -18,23 +17,11 @@ from tests import drill_fixtures
 BUCKET = "raw-feeds"
 
 
-def s3(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=drill_fixtures.REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture
 def bucket(emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     drill_fixtures.set_credentials(monkeypatch)
-    client = s3(emulator)
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    drill_fixtures.reset(emulator)
+    with drill_fixtures.s3_bucket(emulator, BUCKET) as client:
+        yield client
 
 
 def test_a_folder_yields_its_json_files_recursively_in_name_order(tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ from temporaldb.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from temporaldb.feeds import command, importer
 from temporaldb.feeds.model import FeedError
 from tests import drill_fixtures
-from tests.test_feed_sources import s3
 from tests.test_load import fingerprint
 
 FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
@@ -224,10 +223,8 @@ def test_a_range_box_is_used_for_names_only(tmp_path: Path) -> None:
 @pytest.fixture
 def bucket(emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     drill_fixtures.set_credentials(monkeypatch)
-    client = s3(emulator)
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    drill_fixtures.reset(emulator)
+    with drill_fixtures.s3_bucket(emulator, BUCKET) as client:
+        yield client
 
 
 def test_an_s3_source_imports_like_files(
