@@ -32,7 +32,6 @@ from components.firewall import POSTGRES_PORT
 SSH_PORT = 22
 # The smallest Graviton size: forwarding one person's SQL session needs next to nothing.
 HOST_INSTANCE_TYPE = "t4g.nano"
-ROOT_VOLUME_GIB = 8
 # The public SSM parameter naming the newest Amazon Linux 2023 image; it has the
 # EC2 Instance Connect agent installed, which `SendSSHPublicKey` needs.
 AMAZON_LINUX_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
@@ -96,8 +95,9 @@ class TunnelPath(pulumi.ComponentResource):
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
                 http_tokens="required", http_endpoint="enabled", http_put_response_hop_limit=1
             ),
+            # No size: the image's own (8 GiB for AL2023); a fixed one would fail once an image outgrows it.
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-                volume_type="gp3", volume_size=ROOT_VOLUME_GIB, encrypted=True, delete_on_termination=True
+                volume_type="gp3", encrypted=True, delete_on_termination=True
             ),
             monitoring=False,
             tags={"Name": f"{name}-host", "temporaldb:purpose": "tunnel"},

@@ -178,7 +178,7 @@ def _tunnel_lines(pricer: _Pricer, run: ProgramRun) -> list[CostLine]:
         instance_type = str(host.inputs["instanceType"])
         hour = pricer.ec2_hour(instance_type)
         root = host.inputs.get("rootBlockDevice") or {}
-        gib = float(root.get("volumeSize") or 8)
+        gib = float(root.get("volumeSize") or pricer.assumptions["tunnel_host_root_gib"])
         gb_month = float(pricer.table["ebs_gp3_gb_month"])
         cost = round(hour * pricer.hours + gib * gb_month, 2)
         detail = f"{instance_type} {pricer.hours:g} h x ${hour}/h + gp3 {gib:g} GiB x ${gb_month}/GiB-month"

@@ -73,7 +73,8 @@ def _host(inputs: dict[str, Any]) -> str:
     return (
         f"{inputs.get('instanceType')} {inputs.get('ami')}, public IP {_yes(inputs.get('associatePublicIpAddress'))},"
         f" IMDSv2 {_yes(metadata.get('httpTokens') == 'required')},"
-        f" root {root.get('volumeType')} {_num(root.get('volumeSize'))} GiB encrypted {_yes(root.get('encrypted'))}"
+        f" root {root.get('volumeType')} {_num(root.get('volumeSize') or 'image-sized')}"
+        f"{' GiB' if root.get('volumeSize') else ''} encrypted {_yes(root.get('encrypted'))}"
     )
 
 
