@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -44,23 +43,6 @@ PARAMETERS: tuple[tuple[str, str, str], ...] = (
     ("idle_in_transaction_session_timeout", "300000", "immediate"),
     ("log_autovacuum_min_duration", "10000", "immediate"),
 )
-
-
-class _InstanceSettings(TypedDict):
-    """Security, logging and monitoring settings of the instance."""
-
-    publicly_accessible: pulumi.Input[bool]
-    vpc_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    iam_database_authentication_enabled: bool
-    copy_tags_to_snapshot: bool
-    auto_minor_version_upgrade: bool
-    engine_lifecycle_support: str
-    ca_cert_identifier: str
-    enabled_cloudwatch_logs_exports: list[str]
-    performance_insights_enabled: pulumi.Input[bool]
-    performance_insights_retention_period: int | None
-    monitoring_interval: int
-    monitoring_role_arn: pulumi.Output[str] | None
 
 
 @dataclass(frozen=True)
@@ -140,7 +122,19 @@ class PostgresDatabase(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             allow_major_version_upgrade=args.allow_major_version_upgrade,
             apply_immediately=args.allow_major_version_upgrade,
-            **self._instance_settings(monitoring_role_arn),
+            publicly_accessible=args.publicly_accessible,
+            vpc_security_group_ids=args.security_group_ids,
+            iam_database_authentication_enabled=True,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            engine_lifecycle_support=EXTENDED_SUPPORT_DISABLED,
+            ca_cert_identifier=CA_CERTIFICATE,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            performance_insights_enabled=args.performance_insights,
+            # The free tier; RDS refuses a retention when Performance Insights is off.
+            performance_insights_retention_period=7 if args.performance_insights else None,
+            monitoring_interval=args.monitoring_interval_seconds,
+            monitoring_role_arn=monitoring_role_arn,
             opts=pulumi.ResourceOptions(
                 parent=self, protect=args.protect, depends_on=self._log_groups("primary", args.identifier)
             ),
@@ -237,21 +231,3 @@ class PostgresDatabase(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return suffix.hex.apply(lambda hex_suffix: f"{self._args.identifier}-final-{hex_suffix}")
-
-    def _instance_settings(self, monitoring_role_arn: pulumi.Output[str] | None) -> _InstanceSettings:
-        args = self._args
-        return _InstanceSettings(
-            publicly_accessible=args.publicly_accessible,
-            vpc_security_group_ids=args.security_group_ids,
-            iam_database_authentication_enabled=True,
-            copy_tags_to_snapshot=True,
-            auto_minor_version_upgrade=True,
-            engine_lifecycle_support=EXTENDED_SUPPORT_DISABLED,
-            ca_cert_identifier=CA_CERTIFICATE,
-            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
-            performance_insights_enabled=args.performance_insights,
-            # The free tier; RDS refuses a retention when Performance Insights is off.
-            performance_insights_retention_period=7 if args.performance_insights else None,
-            monitoring_interval=args.monitoring_interval_seconds,
-            monitoring_role_arn=monitoring_role_arn,
-        )
