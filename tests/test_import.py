@@ -6,9 +6,11 @@ tests/fixtures/feeds/box_0021600901/ (its boxscoretraditionalv2 + boxscoresummar
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import shutil
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,19 +50,25 @@ def stored_events(dsn: str, game_id: int) -> list[tuple[object, ...]]:
         ).fetchall()
 
 
-def as_stored(row: tuple[object, ...]) -> tuple[object, ...]:
+def as_stored(row: list[str]) -> tuple[object, ...]:
     """A canonical events.csv row in the types the database returns."""
-    values = list(row)
-    values[4] = dt.datetime.fromisoformat(str(values[4]))
-    values[10] = values[10] == "true"
+    whole = (0, 1, 2, 6, 7, 8, 9, 12)
+    values: list[object] = [int(text) if i in whole and text else (text or None) for i, text in enumerate(row)]
+    values[4] = dt.datetime.fromisoformat(row[4])
+    values[10] = row[10] == "true"
     return tuple(values)
 
 
+def expected_events(*sources: str) -> list[tuple[object, ...]]:
+    """The events the importer writes for these sources, as the database returns them."""
+    with importer.prepare(sources) as prepared, (prepared.folder / "events.csv").open(encoding="utf-8") as handle:
+        return [as_stored(row) for row in list(csv.reader(handle))[1:]]
+
+
 def test_events_loaded_equal_the_canonical_rows(database: str, capsys: pytest.CaptureFixture[str]) -> None:
-    prepared = importer.prepare([str(PBP_V2)], [str(BOX_V2)])
+    expected = expected_events(str(PBP_V2), str(BOX_V2))
     code, out, err = run(capsys, "import", str(PBP_V2), "--box", str(BOX_V2), "--dsn", database)
     assert code == EXIT_OK, err
-    expected = [as_stored(row) for row in prepared.games[0].canonical.events]
     assert stored_events(database, GAME) == expected
     assert out.startswith(f"imported 1 games [0021600901 (v2)]: {len(expected)} events, {len(expected)} new or changed")
     assert "skipped feed rows 4: v2:11 ejection 1" in out
@@ -92,9 +100,9 @@ def test_a_reimport_replaces_events_the_feed_no_longer_has(
     shorter.write_text(json.dumps(document), encoding="utf-8")
     code, out, err = run(capsys, "import", str(shorter), str(BOX_V2), "--dsn", database, "--strict")
     assert code == EXIT_OK, err
-    expected = importer.prepare([str(shorter), str(BOX_V2)]).games[0].canonical.events
+    expected = expected_events(str(shorter), str(BOX_V2))
     assert f"{len(expected)} events, 0 new or changed, 2 removed" in out  # period 2's start and end
-    assert stored_events(database, GAME) == [as_stored(row) for row in expected]
+    assert stored_events(database, GAME) == expected
 
 
 def test_a_box_that_agrees_reconciles_with_known_causes_only(
@@ -213,11 +221,12 @@ def test_a_range_box_is_used_for_names_only(tmp_path: Path) -> None:
     document = json.loads((folder / "traditional_v2.json").read_text(encoding="utf-8"))
     document["parameters"].update({"RangeType": 2, "StartRange": 0, "EndRange": 7200})
     (folder / "traditional_v2_range.json").write_text(json.dumps(document), encoding="utf-8")
-    prepared = importer.prepare([str(PBP_V2), str(folder)])
-    assert len(prepared.games[0].boxes) == 1
-    assert len(prepared.notes) == 1
-    assert "a range box score (RangeType=2" in prepared.notes[0]
-    assert prepared.notes[0].endswith("(used for names only, not reconciled)")
+    with importer.prepare([str(PBP_V2), str(folder)]) as prepared:
+        assert [game.boxes for game in prepared.games] == [1]
+        assert [(game_id, len(boxes)) for game_id, boxes in prepared.boxes()] == [(GAME, 1)]
+        assert len(prepared.notes) == 1
+        assert "a range box score (RangeType=2" in prepared.notes[0]
+        assert prepared.notes[0].endswith("(used for names only, not reconciled)")
 
 
 @pytest.fixture
@@ -237,5 +246,34 @@ def test_an_s3_source_imports_like_files(
     )
     assert code == EXIT_OK, err
     assert "0 unexplained differences" in out
-    expected = importer.prepare([str(PBP_V2), str(BOX_V2)]).games[0].canonical.events
-    assert stored_events(database, GAME) == [as_stored(row) for row in expected]
+    assert stored_events(database, GAME) == expected_events(str(PBP_V2), str(BOX_V2))
+
+
+def copies_of_the_game(folder: Path, count: int) -> Path:
+    """`count` games: the v2 fixture and its box score under game ids 0021600001, 0021600002, ..."""
+    for number in range(1, count + 1):
+        game_id = f"00216{number:05d}"
+        for path in (PBP_V2, *sorted(BOX_V2.iterdir())):
+            text = path.read_text(encoding="utf-8").replace("0021600901", game_id)
+            (folder / game_id).mkdir(parents=True, exist_ok=True)
+            (folder / game_id / path.name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def peak_while_preparing(folder: Path) -> tuple[int, int]:
+    """(games prepared, peak bytes Python allocated meanwhile)."""
+    tracemalloc.start()
+    try:
+        with importer.prepare([str(folder)]) as prepared:
+            games = len(prepared.games)
+        return games, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_while_preparing_does_not_grow_with_the_number_of_games(tmp_path: Path) -> None:
+    few = peak_while_preparing(copies_of_the_game(tmp_path / "few", 3))
+    many = peak_while_preparing(copies_of_the_game(tmp_path / "many", 30))
+    assert (few[0], many[0]) == (3, 30)
+    # Holding every document (as the importer once did) made the peak grow about tenfold here.
+    assert many[1] < 1.5 * few[1], (few, many)

@@ -9,10 +9,14 @@
 - Events the canonical format cannot hold are dropped and counted: those with
   no team other than period starts and ends (an official timeout, a team-less
   violation) carry no statistic.
+- An event whose time falls outside its game (before tip-off or more than the
+  loader's MAX_GAME_SPAN after it) is a FeedError naming the feed and the event,
+  rather than the loader's error about a temporary CSV row.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from collections import Counter
@@ -23,6 +27,7 @@ from typing import Final
 
 from temporaldb.feeds.model import FeedError, FeedEvent, FeedGame
 from temporaldb.generate import HALFTIME_MS, INTERMISSION_MS, OVERTIME_TENTHS, PERIOD_TENTHS, WALL_MS_PER_TENTH
+from temporaldb.load_rows import MAX_GAME_SPAN
 
 EVENT_COLUMNS: Final = (
     "game_id", "event_num", "period", "clock", "wall_clock_time", "event_type", "team_id", "player_id",
@@ -79,6 +84,11 @@ def _event_row(game: FeedGame, event: FeedEvent, number: int, tipoff_at: dt.date
         moment = event.wall_clock
     else:
         moment = derived_wall_clock(tipoff_at, event.period, event.clock, number)
+    if not tipoff_at <= moment <= tipoff_at + MAX_GAME_SPAN:
+        raise ValueError(
+            f"its time {_instant(moment)} is outside game {game.game_id:010d}, which runs from tip-off "
+            f"{_instant(tipoff_at)} to {MAX_GAME_SPAN.seconds // 3600} hours after"
+        )
     return (
         game.game_id, number, event.period, event.clock, _instant(moment), event.event_type, event.team_id,
         event.player_id, event.secondary_player_id, event.points, "true" if event.is_three else "false",
@@ -110,27 +120,48 @@ def to_canonical(game: FeedGame, tipoff_at: dt.datetime | None = None) -> Canoni
     return CanonicalGame(game.game_id, teams, players, row, events, dropped)
 
 
+class CanonicalWriter:
+    """Writes games to a canonical folder one at a time: events stream to events.csv as each game comes,
+    teams, players and games (one row each per id) are written by `close`."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.teams: dict[object, tuple[object, ...]] = {}
+        self.players: dict[object, tuple[object, ...]] = {}
+        self.games: dict[object, tuple[object, ...]] = {}
+        self._events = (folder / "events.csv").open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._events, lineterminator="\n")
+        self._writer.writerow(EVENT_COLUMNS)
+
+    def add(self, game: CanonicalGame) -> None:
+        self.teams.update((row[0], row) for row in game.teams)
+        self.players.update((row[0], row) for row in game.players)
+        self.games[game.game_id] = game.game
+        self._writer.writerows(_cells(row) for row in game.events)
+
+    def close(self) -> Path:
+        self._events.close()
+        tables = (
+            ("teams", ("team_id", "abbreviation", "name"), self.teams),
+            ("players", ("player_id", "full_name"), self.players),
+            ("games", ("game_id", "season", "season_type", "home_team_id", "away_team_id", "tipoff_at"), self.games),
+        )
+        for name, columns, rows in tables:
+            with (self.folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(columns)
+                writer.writerows(_cells(row) for row in rows.values())
+        return self.folder
+
+
+def _cells(row: tuple[object, ...]) -> list[object]:
+    return ["" if value is None else value for value in row]
+
+
 def write_folder(games: Sequence[CanonicalGame], folder: Path) -> Path:
     """teams.csv, players.csv, games.csv and events.csv (with the optional columns) for `temporaldb load`."""
-    import csv  # noqa: PLC0415
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tables: dict[str, tuple[tuple[str, ...], dict[object, tuple[object, ...]]]] = {
-        "teams": (("team_id", "abbreviation", "name"), {row[0]: row for g in games for row in g.teams}),
-        "players": (("player_id", "full_name"), {row[0]: row for g in games for row in g.players}),
-        "games": (
-            ("game_id", "season", "season_type", "home_team_id", "away_team_id", "tipoff_at"),
-            {g.game_id: g.game for g in games},
-        ),
-    }
-    for name, (columns, rows) in tables.items():
-        with (folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(columns)
-            writer.writerows(["" if value is None else value for value in row] for row in rows.values())
-    with (folder / "events.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(EVENT_COLUMNS)
-        for game in games:
-            writer.writerows(["" if value is None else value for value in row] for row in game.events)
-    return folder
+    writer = CanonicalWriter(folder)
+    for game in games:
+        writer.add(game)
+    return writer.close()

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 NAME = "import"
 FORMAT_CHOICES: Final = ("auto", "v2", "v3", "live")
+MESSAGES_SHOWN: Final = 5
+"""Assumptions and notes printed to stderr; the report has all of them."""
+GAMES_NAMED: Final = 10
 """importer.FORMAT_CHOICES, kept here so that building the parser imports no feed module."""
 
 
@@ -79,11 +82,8 @@ def _write_report(path: Path, reconciliation: Reconciliation, prepared: Prepared
 
 
 def _run(args: argparse.Namespace) -> int:
-    from temporaldb import cli  # noqa: PLC0415
     from temporaldb.feeds import importer  # noqa: PLC0415
     from temporaldb.feeds.model import FeedError  # noqa: PLC0415
-    from temporaldb.feeds.reconcile import ReconciliationError  # noqa: PLC0415
-    from temporaldb.load import LoadError  # noqa: PLC0415
 
     endpoint_url, region = args.endpoint_url, args.region
     if args.stack is None:  # not stack options here: they are for the s3:// sources
@@ -94,8 +94,32 @@ def _run(args: argparse.Namespace) -> int:
         )
     except FeedError as error:
         return _bad_input(error)
-    for text in prepared.assumptions + prepared.notes:
+    with prepared:
+        return _load(args, prepared)
+
+
+def _say_some(lines: list[str], limit: int = MESSAGES_SHOWN) -> None:
+    from temporaldb import cli  # noqa: PLC0415
+
+    for text in lines[:limit]:
         cli._say(f"temporaldb import: {text}")
+    if len(lines) > limit:
+        cli._say(f"temporaldb import: ... and {len(lines) - limit} more like these (all of them go to --report)")
+
+
+def _games_named(prepared: Prepared, limit: int = GAMES_NAMED) -> str:
+    named = ", ".join(f"{game.game_id:010d} ({game.feed_format})" for game in prepared.games[:limit])
+    return named + (f", ... {len(prepared.games) - limit} more" if len(prepared.games) > limit else "")
+
+
+def _load(args: argparse.Namespace, prepared: Prepared) -> int:
+    from temporaldb import cli  # noqa: PLC0415
+    from temporaldb.feeds import importer  # noqa: PLC0415
+    from temporaldb.feeds.reconcile import ReconciliationError  # noqa: PLC0415
+    from temporaldb.load import LoadError  # noqa: PLC0415
+
+    _say_some(prepared.assumptions)
+    _say_some(prepared.notes)
     dsn = cli._connect_dsn(args, "etl")
     cli._say(f"temporaldb import: loading {len(prepared.games)} games, {prepared.events:,} events")
     try:
@@ -114,10 +138,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.report:
         _write_report(args.report, reconciliation, prepared, "imported")
         cli._say(f"temporaldb import: report written to {args.report}")
-    games = ", ".join(f"{game.game.game_id:010d} ({game.game.feed_format})" for game in prepared.games)
     summary = result.summary
     lines = [
-        f"imported {len(prepared.games)} games [{games}]: {prepared.events:,} events, "
+        f"imported {len(prepared.games)} games [{_games_named(prepared)}]: {prepared.events:,} events, "
         f"{summary.events_changed:,} new or changed, {summary.events_removed:,} removed",
         _counts("skipped feed rows", prepared.skipped),
         _counts("merged feed rows", prepared.merged),

@@ -21,11 +21,11 @@ Every other difference is unexplained.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from temporaldb.feeds.model import STATS, BoxScore, FeedError, FeedGame
+from temporaldb.feeds.model import STATS, BoxScore, FeedError
 
 TEAM_REBOUNDS: Final = "team rebounds"
 TEAM_TURNOVERS: Final = "team turnovers"
@@ -181,13 +181,13 @@ def _team_difference(
     return box[stat], cause if explained else None
 
 
-def _compare(connection: Any, game: FeedGame, box: BoxScore) -> GameResult:
-    result = GameResult(game.game_id, box.source)
-    rows = connection.execute(_LINES, (game.game_id,)).fetchall()
+def _compare(connection: Any, game_id: int, box: BoxScore) -> GameResult:
+    result = GameResult(game_id, box.source)
+    rows = connection.execute(_LINES, (game_id,)).fetchall()
     pbp_lines = {(row[0], int(row[1])): dict(zip(STATS, row[2:], strict=True)) for row in rows}
     team_only = {
         int(row[0]): (int(row[1]), int(row[2]), int(row[3]))
-        for row in connection.execute(_TEAM_ONLY, (game.game_id,)).fetchall()
+        for row in connection.execute(_TEAM_ONLY, (game_id,)).fetchall()
     }
     box_lines = {(line.subject_kind, line.subject_id): line.stats for line in box.lines}
     subjects = sorted(pbp_lines.keys() | box_lines.keys(), key=lambda key: (key[0] != "t", key[1]))
@@ -213,19 +213,20 @@ def _compare(connection: Any, game: FeedGame, box: BoxScore) -> GameResult:
             if pbp[stat] != box_value:
                 name = names.get((kind, subject), f"{'player' if kind == 'p' else 'team'} {subject}")
                 result.differences.append(
-                    Difference(
-                        game.game_id, kind, subject, name, stat, pbp[stat], box_value, pbp[stat] - box_value, cause
-                    )
+                    Difference(game_id, kind, subject, name, stat, pbp[stat], box_value, pbp[stat] - box_value, cause)
                 )
     return result
 
 
-def reconcile(connection: Any, games: Sequence[tuple[FeedGame, Sequence[BoxScore]]]) -> Reconciliation:
-    """Compare every game's loaded lines with each of its end-of-game box scores (none: not reconciled)."""
+def reconcile(connection: Any, games: Iterable[tuple[int, Sequence[BoxScore]]]) -> Reconciliation:
+    """Compare every game's loaded lines with each of its end-of-game box scores (none: not reconciled).
+
+    `games` is (game id, box scores) per game, consumed one at a time.
+    """
     reconciliation = Reconciliation()
-    for game, boxes in games:
+    for game_id, boxes in games:
         if not boxes:
-            reconciliation.games.append(GameResult(game.game_id, ""))
+            reconciliation.games.append(GameResult(game_id, ""))
         for box in boxes:
-            reconciliation.games.append(_compare(connection, game, box))
+            reconciliation.games.append(_compare(connection, game_id, box))
     return reconciliation

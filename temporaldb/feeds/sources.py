@@ -3,8 +3,9 @@
 `temporaldb import SOURCE...` takes any mix of them. A folder yields its
 `*.json` and `*.json.gz` files in name order; `s3://bucket/prefix` yields the
 objects under the prefix in key order, fetched one at a time (boto3, the usual
-credential chain, `--endpoint-url`/`--region`), so memory holds one game's
-documents at most. Every failure is a one-line FeedError naming the file or
+credential chain, `--endpoint-url`/`--region`), so memory holds one document
+at a time; `read_raw` gives each document's bytes (and its local file, which
+the importer reads again later instead of keeping it). Every failure is a one-line FeedError naming the file or
 object: missing, unreadable, not JSON, cut off, or an S3 prefix with nothing
 under it.
 """
@@ -31,6 +32,14 @@ class FeedDocument:
     document: object
 
 
+@dataclass(frozen=True)
+class RawDocument:
+    name: str
+    raw: bytes
+    path: Path | None
+    """The local file it was read from (None: an S3 object)."""
+
+
 def decode(name: str, raw: bytes) -> FeedDocument:
     """Parse one document; a gzip file is recognised by its magic bytes, whatever its name."""
     try:
@@ -51,7 +60,14 @@ def _folder_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
 
 
-def _local(source: str) -> Iterator[FeedDocument]:
+def read_file(path: Path, name: str | None = None) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise FeedError(f"{name or path}: cannot read it ({error.strerror})") from None
+
+
+def _local(source: str) -> Iterator[RawDocument]:
     path = Path(source)
     if path.is_dir():
         files = _folder_files(path)
@@ -62,11 +78,7 @@ def _local(source: str) -> Iterator[FeedDocument]:
     else:
         raise FeedError(f"{source}: no such file or folder")
     for file in files:
-        try:
-            raw = file.read_bytes()
-        except OSError as error:
-            raise FeedError(f"{file}: cannot read it ({error.strerror})") from None
-        yield decode(str(file), raw)
+        yield RawDocument(str(file), read_file(file), file)
 
 
 def _split_s3(source: str) -> tuple[str, str]:
@@ -76,7 +88,7 @@ def _split_s3(source: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def _s3(source: str, client: Any) -> Iterator[FeedDocument]:
+def _s3(source: str, client: Any) -> Iterator[RawDocument]:
     import botocore.exceptions  # noqa: PLC0415 (only S3 sources need it)
 
     bucket, prefix = _split_s3(source)
@@ -93,7 +105,7 @@ def _s3(source: str, client: Any) -> Iterator[FeedDocument]:
                     raw = client.get_object(Bucket=bucket, Key=key)["Body"].read()
                 except botocore.exceptions.ClientError as error:
                     raise FeedError(f"{name}: cannot read it ({_aws_reason(error)})") from None
-                yield decode(name, raw)
+                yield RawDocument(name, raw, None)
     except botocore.exceptions.ClientError as error:
         raise FeedError(f"{source}: cannot list it ({_aws_reason(error)})") from None
     except botocore.exceptions.BotoCoreError as error:
@@ -110,7 +122,15 @@ def _aws_reason(error: Any) -> str:
 def read_sources(
     sources: Sequence[str], *, endpoint_url: str | None = None, region: str | None = None
 ) -> Iterator[FeedDocument]:
-    """Every document of every source, in the order given (folders and prefixes sorted by name)."""
+    """Every document of every source, parsed, in the order given (folders and prefixes sorted by name)."""
+    for raw in read_raw(sources, endpoint_url=endpoint_url, region=region):
+        yield decode(raw.name, raw.raw)
+
+
+def read_raw(
+    sources: Sequence[str], *, endpoint_url: str | None = None, region: str | None = None
+) -> Iterator[RawDocument]:
+    """Every document's bytes, in the order given (folders and prefixes sorted by name)."""
     client = None
     for source in sources:
         if source.startswith(S3_SCHEME):

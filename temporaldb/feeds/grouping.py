@@ -1,0 +1,168 @@
+"""The import's first pass: every document classified and grouped by game, none of them kept in memory.
+
+Each document is parsed once here to learn what it is (a play-by-play format or
+a box score format, `classify`) and which game it belongs to; then only a
+`DocumentRef` stays: the local file, or for an S3 object a copy of its bytes in
+the import's spool folder. The second pass (importer.py) reads one game's
+documents again, so memory holds one game at a time whatever the input size.
+
+Grouping rules: a game needs exactly one play-by-play; a box score of a game
+with no play-by-play among the sources, two play-by-plays of one game, or two
+boxscoresummaryv2 of one game are FeedErrors naming the documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from temporaldb.feeds import boxscore, live, stats_v2, stats_v3
+from temporaldb.feeds.model import FeedError
+from temporaldb.feeds.sources import FeedDocument, RawDocument, decode, read_file, read_raw
+
+PBP_FORMATS: Final = ("v2", "v3", "live")
+FORMAT_CHOICES: Final = ("auto", *PBP_FORMATS)
+PBP_NAMES: Final = {"v2": "playbyplayv2", "v3": "playbyplayv3", "live": "live play-by-play"}
+_PBP_LOOKS_LIKE: Final = (("live", live.looks_like), ("v3", stats_v3.looks_like), ("v2", stats_v2.looks_like))
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    """Where to read a document again: its name for messages and a local file."""
+
+    name: str
+    path: Path
+
+    def read(self) -> FeedDocument:
+        return decode(self.name, read_file(self.path, self.name))
+
+
+@dataclass(frozen=True)
+class Classified:
+    ref: DocumentRef
+    kind: str
+    """'v2', 'v3', 'live' (play-by-play) or one of boxscore.FORMATS."""
+    game_id: int
+
+
+@dataclass
+class GameDocuments:
+    """One game's documents, as grouped from the sources."""
+
+    game_id: int
+    pbp: Classified | None = None
+    traditional: list[Classified] = field(default_factory=list)
+    summaries: list[Classified] = field(default_factory=list)
+    live_boxes: list[Classified] = field(default_factory=list)
+
+    @property
+    def boxes(self) -> list[Classified]:
+        return self.traditional + self.summaries + self.live_boxes
+
+
+def classify(document: FeedDocument) -> str | None:
+    """The document's kind: a play-by-play format (PBP_FORMATS), a box score format, or None."""
+    for kind, looks in _PBP_LOOKS_LIKE:
+        if looks(document.document):
+            return kind
+    return boxscore.looks_like(document.document)
+
+
+def _pbp_game_id(kind: str, document: FeedDocument) -> int:
+    if kind == "v2":
+        game_text, _ = stats_v2.read_rows(document.document, document.name)
+        return boxscore._game_id(game_text, document.name)
+    game = document.document.get("game") if isinstance(document.document, Mapping) else None
+    value = game.get("gameId") if isinstance(game, Mapping) else None
+    return boxscore._game_id(value, document.name)
+
+
+def _box_game_id(kind: str, document: FeedDocument) -> int:
+    if kind == "summary_v2":
+        return boxscore.parse_summary(document.document, document.name).game_id
+    return boxscore.facts(document.document, document.name).game_id
+
+
+def _kind_and_game(document: FeedDocument, *, box_only: bool, feed_format: str) -> tuple[str, int]:
+    kind = classify(document)
+    if kind is None:
+        raise FeedError(
+            f"{document.name}: not a known feed document (expected a playbyplayv2, playbyplayv3 or live "
+            "play-by-play, or a boxscoretraditionalv2/v3, boxscoresummaryv2 or live box score)"
+        )
+    if kind in PBP_FORMATS:
+        if box_only:
+            raise FeedError(f"{document.name}: given with --box but it is a {PBP_NAMES[kind]}, not a box score")
+        if feed_format not in ("auto", kind):
+            raise FeedError(f"{document.name}: a {PBP_NAMES[kind]} document, but --format {feed_format} was given")
+        return kind, _pbp_game_id(kind, document)
+    return kind, _box_game_id(kind, document)
+
+
+class _Spool:
+    """Copies of documents that have no local file (S3 objects), numbered in the order read."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+
+    def ref(self, raw: RawDocument) -> DocumentRef:
+        if raw.path is not None:
+            return DocumentRef(raw.name, raw.path)
+        self.count += 1
+        path = self.folder / f"document-{self.count:07d}"
+        path.write_bytes(raw.raw)
+        return DocumentRef(raw.name, path)
+
+
+def _add(games: dict[int, GameDocuments], item: Classified) -> None:
+    documents = games.setdefault(item.game_id, GameDocuments(item.game_id))
+    if item.kind in PBP_FORMATS:
+        if documents.pbp is not None:
+            raise FeedError(
+                f"{item.ref.name}: a second play-by-play of game {item.game_id:010d} "
+                f"(the first is {documents.pbp.ref.name}); give one per game"
+            )
+        documents.pbp = item
+    elif item.kind == "summary_v2":
+        if documents.summaries:
+            raise FeedError(
+                f"{item.ref.name}: a second boxscoresummaryv2 of game {item.game_id:010d} "
+                f"(the first is {documents.summaries[0].ref.name})"
+            )
+        documents.summaries.append(item)
+    elif item.kind == "live_box":
+        documents.live_boxes.append(item)
+    else:
+        documents.traditional.append(item)
+
+
+def group(
+    sources: Sequence[str],
+    box_sources: Sequence[str] = (),
+    *,
+    spool: Path,
+    feed_format: str = "auto",
+    endpoint_url: str | None = None,
+    region: str | None = None,
+) -> dict[int, GameDocuments]:
+    """Every document, classified and grouped by game id (in the order first seen); S3 objects go to `spool`."""
+    if feed_format not in FORMAT_CHOICES:
+        raise FeedError(f"--format {feed_format}: expected one of {', '.join(FORMAT_CHOICES)}")
+    copies = _Spool(spool)
+    games: dict[int, GameDocuments] = {}
+    for box_only, names in ((False, sources), (True, box_sources)):
+        if not names:
+            continue
+        for raw in read_raw(names, endpoint_url=endpoint_url, region=region):
+            kind, game_id = _kind_and_game(decode(raw.name, raw.raw), box_only=box_only, feed_format=feed_format)
+            _add(games, Classified(copies.ref(raw), kind, game_id))
+    for documents in games.values():
+        if documents.pbp is None:
+            raise FeedError(
+                f"{documents.boxes[0].ref.name}: box score of game {documents.game_id:010d}, but no play-by-play of "
+                "that game is among the sources"
+            )
+    return games
