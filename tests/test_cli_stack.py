@@ -57,6 +57,9 @@ DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
 DATABASE = "nba_temporal"
 INSTANCE_PORT = 5432
 PASSWORD_ROLES = ("migrator", "etl", "analyst")
+FEEDS = PROJECT_ROOT / "tests" / "fixtures" / "feeds"
+FEED_PBP, FEED_BOX = FEEDS / "v2" / "nba_regular.json", FEEDS / "box_0021600901"
+FEED_BUCKET = "raw-feeds"
 STACK_FILES = {
     # stack: (region, iamAuthUsers)
     "dev": (REGION, ["app"]),
@@ -405,6 +408,27 @@ def test_migrate_and_load_log_in_as_migrator_and_etl(
     code, out, err = run(capsys, "load", str(league), *stack_args(deployment, tls=tls_server))
     assert code == EXIT_OK, err
     assert out.startswith("loaded ")
+    log = tls_server.log_since(before)
+    assert authorized(log, "etl")
+    assert not authorized(log, "migrator")
+    no_secret_in(out + err, deployment)
+
+
+def test_import_logs_in_as_etl_and_reads_s3_through_the_same_endpoint(
+    deployment: Deployment, tls_server: TlsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --stack, --endpoint-url serves both the stack's look-ups and the s3:// sources."""
+    s3 = boto3.client("s3", endpoint_url=deployment.endpoint, region_name=REGION)
+    s3.create_bucket(Bucket=FEED_BUCKET)
+    for path in (FEED_PBP, *sorted(FEED_BOX.iterdir())):
+        s3.put_object(Bucket=FEED_BUCKET, Key=f"2017/{path.name}", Body=path.read_bytes())
+    before = tls_server.log_size()
+    code, out, err = run(
+        capsys, "import", f"s3://{FEED_BUCKET}/2017/", "--strict", *stack_args(deployment, tls=tls_server)
+    )
+    assert code == EXIT_OK, err
+    assert out.startswith("imported 1 games [0021600901 (v2)]")
+    assert "0 unexplained differences" in out
     log = tls_server.log_since(before)
     assert authorized(log, "etl")
     assert not authorized(log, "migrator")

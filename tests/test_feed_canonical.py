@@ -70,3 +70,22 @@ def test_write_folder_gives_the_loaders_files(tmp_path: Path) -> None:
     assert header.endswith(",foul_kind,ft_value,source_event_id")
     assert row.startswith("22200552,1,1,12:00,2023-01-03T00:30:00.001+00:00,period_start,,,,0,false")
     assert (folder / "players.csv").read_text().splitlines()[1] == "1628378,Donovan Mitchell"
+
+
+@pytest.mark.parametrize(
+    ("offset", "inside"),
+    [
+        (dt.timedelta(0), True),
+        (dt.timedelta(hours=6), True),
+        (dt.timedelta(milliseconds=-1), False),
+        (dt.timedelta(hours=6, milliseconds=1), False),
+        (dt.timedelta(days=1), False),
+    ],
+)
+def test_an_event_outside_its_game_is_refused_naming_the_feed_and_event(offset: dt.timedelta, inside: bool) -> None:
+    event = FeedEvent(1, "10:00", "violation", AWAY.team_id, wall_clock=TIP + offset, source_event_id="41")
+    if inside:
+        assert len(to_canonical(game(event), TIP).events) == 1
+        return
+    with pytest.raises(FeedError, match=r"^test\.json: event 41: its time .* is outside game 0022200552, which runs "):
+        to_canonical(game(event), TIP)
