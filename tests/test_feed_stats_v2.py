@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from temporaldb.feeds.model import (
     FeedPlayer,
     FeedTeam,
     UnsupportedGameError,
+    twelve_hour_time,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds" / "v2"
@@ -97,10 +99,48 @@ def test_the_game_its_teams_and_players(game: FeedGame) -> None:
     }  # fmt: skip
 
 
-def test_no_wall_clock_from_minute_text_of_unknown_zone(game: FeedGame) -> None:
+def test_no_wall_clock_per_event_from_minute_text(game: FeedGame) -> None:
     assert game.wall_clock_precision == "none"
     assert game.tipoff_at is None
     assert all(e.wall_clock is None for e in game.events)
+
+
+def test_tipoff_is_the_wctimestring_of_the_first_period_start(game: FeedGame) -> None:
+    assert game.tipoff_eastern == dt.time(19, 10)  # EVENTNUM 0, "7:10 PM"; the first field goal is at 7:11
+    gleague = stats_v2.parse(document("gleague_one_shot_free_throws.json"), "g.json")
+    assert gleague.tipoff_eastern == dt.time(19, 4)
+
+
+def test_tipoff_falls_back_to_the_first_stamped_row_of_period_1() -> None:
+    doc = edit(document(), 0, WCTIMESTRING=None)  # the start row: no clock
+    edit(doc, 1, WCTIMESTRING="")  # the jump ball: an empty one
+    assert stats_v2.parse(edit(doc, 2, WCTIMESTRING="7:11 PM"), "g.json").tipoff_eastern == dt.time(19, 11)
+    doc = edit(document(), 0, PERIOD=2)  # no period-1 start row: EVENTNUM 1, not a later period's clock
+    assert stats_v2.parse(edit(doc, 1, WCTIMESTRING="7:09 PM"), "g.json").tipoff_eastern == dt.time(19, 9)
+
+
+@pytest.mark.parametrize("clock", ["25:99 PM", "13:05 PM", "7:60 PM", "7:10", "19:10", "noon", 710])
+def test_a_malformed_tipoff_clock_is_none_and_not_an_error(clock: object) -> None:
+    parsed = stats_v2.parse(edit(document(), 0, WCTIMESTRING=clock), "g.json")
+    assert parsed.tipoff_eastern is None  # no guess from the rows after it
+    assert parsed.skipped == stats_v2.parse(document(), "g.json").skipped
+
+
+def test_a_document_without_wctimestring_has_no_tipoff() -> None:
+    doc = document()
+    position = column(doc, "WCTIMESTRING")
+    doc["resultSets"][0]["headers"].pop(position)
+    for row in rows(doc):
+        row.pop(position)
+    assert stats_v2.looks_like(doc)
+    assert stats_v2.parse(doc, "g.json").tipoff_eastern is None
+
+
+def test_twelve_hour_clocks() -> None:
+    assert [twelve_hour_time(t) for t in ("12:05 AM", "12:05 PM", "1:00 am", "11:59 P.M.", " 8:11 PM ")] == [
+        dt.time(0, 5), dt.time(12, 5), dt.time(1, 0), dt.time(23, 59), dt.time(20, 11),
+    ]  # fmt: skip
+    assert [twelve_hour_time(t) for t in ("0:30 AM", "8:1 PM", "8:11 XM", "8:11 PM EST", None)] == [None] * 5
 
 
 def test_feed_order_decides_not_eventnum_and_clocks_are_mm_ss(game: FeedGame) -> None:
@@ -264,21 +304,14 @@ def test_playoff_games_are_read() -> None:
     assert stats_v2.parse(with_game_id("0029900001"), "old.json").season == "1999-00"
 
 
-@pytest.mark.parametrize(
-    ("game_id", "kind"),
-    [
-        ("0011600001", "preseason"),
-        ("0031600001", "All-Star"),
-        ("0052000121", "play-in"),
-        ("0062300001", "NBA Cup final"),
-        ("1021900001", "WNBA"),
-        ("2011900001", "preseason"),  # G League
-    ],
-)
-def test_unsupported_games_are_refused_by_name(game_id: str, kind: str) -> None:
+def test_other_games_are_refused_with_the_shared_message() -> None:
+    # Every league and season-type digit, in every format: tests/test_feed_game_ids.py.
     with pytest.raises(UnsupportedGameError) as error:
-        stats_v2.parse(with_game_id(game_id), "x.json")
-    assert str(error.value).startswith(f"x.json: game {game_id} is a {kind} game; ")
+        stats_v2.parse(with_game_id("0052000121"), "x.json")
+    assert str(error.value) == (
+        "x.json: game 0052000121 is an NBA play-in game; "
+        "only NBA and G League regular-season and playoff games are read"
+    )
 
 
 def test_an_unknown_event_type_names_file_eventnum_and_type() -> None:
@@ -328,11 +361,15 @@ def test_a_roster_fills_names_and_is_checked_against_the_feed() -> None:
     with pytest.raises(FeedError, match=r"player 9004 has no name in the feed: give a roster"):
         stats_v2.parse(edit(doc, 14, PLAYER2_NAME=None), "g.json")
     teams = (FeedTeam(HOME, "HCH", "Harbor City"), FeedTeam(AWAY, "ATW", "Away Town"))
-    roster = stats_v2.Roster(teams, (FeedPlayer(HUGO, "Hugo H. Help", HOME),), HOME)
+    others = tuple(p for p in stats_v2.parse(document(), "g.json").players if p.player_id != HUGO)
+    roster = stats_v2.Roster(teams, (*others, FeedPlayer(HUGO, "Hugo H. Help", HOME)), HOME)
     parsed = stats_v2.parse(edit(doc, 14, PLAYER2_NAME=None), "g.json", roster)
     assert next(p.full_name for p in parsed.players if p.player_id == HUGO) == "Hugo H. Help"
     assert parsed.home.name == "Harbor City Herons"  # the feed's own names come first
-    wrong_team = stats_v2.Roster(teams, (FeedPlayer(HUGO, "Hugo Help", AWAY),), HOME)
+    # The box score lists everyone who played: a player it does not list is an error naming the first row.
+    with pytest.raises(FeedError, match=r"^g\.json: EVENTNUM \d+: player 9004 \(Hugo Help\) is on neither roster of "):
+        stats_v2.parse(document(), "g.json", stats_v2.Roster(teams, others, HOME))
+    wrong_team = stats_v2.Roster(teams, (*others, FeedPlayer(HUGO, "Hugo Help", AWAY)), HOME)
     with pytest.raises(FeedError, match=r"player 9004 is on team 1610612790 in the feed and on team 1610612791"):
         stats_v2.parse(document(), "g.json", wrong_team)
     with pytest.raises(FeedError, match=r"the descriptions make team 1610612790 the home team, the roster 1610612791"):

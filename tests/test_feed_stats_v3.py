@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
@@ -232,40 +233,53 @@ def test_a_double_foul_partner_with_a_row_of_their_own_is_not_charged_twice() ->
     ]  # fmt: skip
 
 
-# --- game ids, clocks ----------------------------------------------------------------------------------------------
+# --- game ids ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("game_id", "expected"),
-    [
-        ("0022200552", (22200552, "nba", "2022-23", "regular")),
-        ("0042200401", (42200401, "nba", "2022-23", "playoffs")),
-        ("2021900002", (2021900002, "gleague", "2019-20", "regular")),
-        ("0029600001", (29600001, "nba", "1996-97", "regular")),
-        ("0029900001", (29900001, "nba", "1999-00", "regular")),
-        (22400001, (22400001, "nba", "2024-25", "regular")),
-    ],
-)
-def test_game_ids_give_league_season_and_season_type(game_id: object, expected: tuple[object, ...]) -> None:
-    assert stats_v3.game_kind(game_id, "x.json") == expected
-
-
-@pytest.mark.parametrize(
-    ("game_id", "message"),
-    [
-        ("0012200001", "is an NBA preseason game"),
-        ("0032200001", "is an NBA All-Star game"),
-        ("0052200001", "is an NBA play-in game; only NBA regular-season and playoff games"),
-        ("2042200001", "is a G League playoff game"),
-        ("1022200001", "is a WNBA regular-season game"),
-        ("1522200001", "is not an NBA or G League game of a known kind"),
-    ],
-)
-def test_other_kinds_of_games_are_refused_by_name(game_id: str, message: str) -> None:
+def test_other_games_are_refused_with_the_shared_message() -> None:
+    # Every league and season-type digit, in every format: tests/test_feed_game_ids.py.
     document = load()
-    document["game"]["gameId"] = game_id
-    with pytest.raises(UnsupportedGameError, match=rf"^x.json: gameId {game_id} {message}"):
+    document["game"]["gameId"] = "0032200001"
+    with pytest.raises(UnsupportedGameError) as error:
         stats_v3.parse(document, "x.json")
+    assert str(error.value) == (
+        "x.json: game 0032200001 is an NBA All-Star game; "
+        "only NBA and G League regular-season and playoff games are read"
+    )
+
+
+def test_a_game_id_given_as_a_number_is_read_with_its_leading_zeros() -> None:
+    document = load()
+    document["game"]["gameId"] = 42200401
+    game = stats_v3.parse(document, "x.json")
+    assert (game.game_id, game.league, game.season, game.season_type) == (42200401, "nba", "2022-23", "playoffs")
+
+
+# --- tip-off and game clocks ---------------------------------------------------------------------------------------
+
+
+def test_tipoff_is_the_clock_the_start_of_period_1_states() -> None:
+    assert stats_v3.parse(load(), "game.json").tipoff_eastern == dt.time(19, 11)  # "Start of 1st Period (7:11 PM EST)"
+    document = load()
+    action(document, 2)["description"] = "Start of 1st Period (12:02 AM EDT)"
+    assert stats_v3.parse(document, "game.json").tipoff_eastern == dt.time(0, 2)
+
+
+@pytest.mark.parametrize(
+    "description",
+    ["Start of 1st Period", "Start of 1st Period (25:99 PM EST)", "Start of 1st Period (7:11 PM CST)",
+     "Start of 1st Period (7:11 PM EST) extra", "Start of 1st Period (7:11 EST)"],
+)  # fmt: skip
+def test_no_or_a_malformed_start_clock_gives_no_tipoff(description: str) -> None:
+    document = load()
+    action(document, 2)["description"] = description
+    game, unchanged = stats_v3.parse(document, "game.json"), stats_v3.parse(load(), "game.json")
+    assert game.tipoff_eastern is None  # not the period end's "(7:38 PM EST)" either
+    assert (game.events, game.skipped) == (unchanged.events, unchanged.skipped)
+
+
+def test_a_start_row_without_a_clock_gives_no_tipoff() -> None:
+    assert stats_v3.parse(load("gleague_one_shot.json"), "g.json").tipoff_eastern is None  # "Start of 1st Period"
 
 
 @pytest.mark.parametrize(
@@ -330,7 +344,7 @@ ERRORS: dict[str, tuple[Mutation, str]] = {
     "bad action number": (_set(7, actionNumber="7a"), r"game.actions\[2\]: actionNumber must be a whole number"),
     "bad period": (_set(7, period=0), r"actionNumber 7: period must be 1 or more"),
     "no home team": (_no_locations, r"expected one home team \(location 'h'\), found \[\]"),
-    "bad game id": (lambda d: d["game"].update(gameId="22400001"), r"gameId '22400001' is not a 10-digit"),
+    "bad game id": (lambda d: d["game"].update(gameId="22400001"), r"game id '22400001' is not a ten-digit NBA game"),
     "not v3": (lambda d: d.pop("game"), r"not a playbyplayv3 document"),
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import shutil
 import tracemalloc
 from collections.abc import Iterator
@@ -72,8 +73,29 @@ def test_events_loaded_equal_the_canonical_rows(database: str, capsys: pytest.Ca
     assert stored_events(database, GAME) == expected
     assert out.startswith(f"imported 1 games [0021600901 (v2)]: {len(expected)} events, {len(expected)} new or changed")
     assert "skipped feed rows 4: v2:11 ejection 1" in out
-    # The summary gives only the date: the tip-off is an assumption, and it is said.
+    # The summary's date (GAME_DATE_EST) with the feed's start-of-period clock, "7:10 PM" US Eastern.
+    assert "assumed" not in err
+    with psycopg.connect(database) as connection:
+        row = connection.execute("select tipoff_at from nba.games where game_id = %s", (GAME,)).fetchone()
+    assert row is not None
+    assert row[0] == dt.datetime(2017, 3, 1, 0, 10, tzinfo=dt.UTC)
+
+
+def test_without_a_clock_in_the_feed_the_tipoff_is_an_assumption_and_said(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = json.loads(PBP_V2.read_text(encoding="utf-8"))
+    result = document["resultSets"][0]
+    for row in result["rowSet"]:
+        row[result["headers"].index("WCTIMESTRING")] = None
+    no_clock = tmp_path / "pbp.json"
+    no_clock.write_text(json.dumps(document), encoding="utf-8")
+    report = tmp_path / "report.txt"
+    code, _, err = run(capsys, "import", str(no_clock), str(BOX_V2), "--report", str(report), "--dsn", database)
+    assert code == EXIT_OK, err
     assert "tip-off assumed at 19:00 US Eastern (2017-02-28T19:00:00-05:00)" in err
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith("outcome: imported\nassumption: game 0021600901: the box score gives only the date")
     with psycopg.connect(database) as connection:
         row = connection.execute("select tipoff_at from nba.games where game_id = %s", (GAME,)).fetchone()
     assert row is not None
@@ -126,7 +148,7 @@ def test_a_box_that_agrees_reconciles_with_known_causes_only(
     text_report = tmp_path / "report.txt"
     assert run(capsys, "import", str(PBP_V2), str(BOX_V2), "--report", str(text_report), "--dsn", database)[0] == 0
     text = text_report.read_text(encoding="utf-8")
-    assert text.startswith("outcome: imported\nassumption: game 0021600901: the box score gives only the date")
+    assert text.startswith("outcome: imported\nreconciled 1 games")
     assert "oreb: play-by-play 2, box score 0 (+2) (known cause: team rebounds)" in text
 
 
@@ -195,6 +217,22 @@ def test_an_unknown_document_is_a_one_line_error_naming_it(
     first = err.splitlines()[0]
     assert first.startswith(f"temporaldb import: {stray}: not a known feed document (expected a playbyplayv2")
     assert "Traceback" not in err
+
+
+def test_an_event_a_day_after_its_game_is_a_one_line_error_and_changes_nothing(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "import", str(PBP_V2), str(BOX_V2), "--dsn", database)[0] == EXIT_OK
+    before = fingerprint(database)
+    document = json.loads(LIVE.read_text(encoding="utf-8"))
+    late = next(action for action in document["game"]["actions"] if action["actionType"] == "2pt")
+    late["timeActual"] = "2099-01-01T00:00:00.0Z"
+    bad = tmp_path / "late.json"
+    bad.write_text(json.dumps(document), encoding="utf-8")
+    code, _, err = run(capsys, "import", str(bad), "--dsn", database)
+    assert code == EXIT_BAD_INPUT
+    assert err.splitlines()[0].startswith(f"temporaldb import: {bad}: event {late['actionNumber']}: its time 2099-")
+    assert fingerprint(database) == before
 
 
 def test_a_play_by_play_without_a_clock_needs_its_box_score(capsys: pytest.CaptureFixture[str]) -> None:
@@ -277,3 +315,59 @@ def test_memory_while_preparing_does_not_grow_with_the_number_of_games(tmp_path:
     assert (few[0], many[0]) == (3, 30)
     # Holding every document (as the importer once did) made the peak grow about tenfold here.
     assert many[1] < 1.5 * few[1], (few, many)
+
+
+def _v2_with(event_num: int, **cells: object) -> bytes:
+    document = json.loads(PBP_V2.read_text(encoding="utf-8"))
+    result = document["resultSets"][0]
+    row = next(row for row in result["rowSet"] if row[result["headers"].index("EVENTNUM")] == event_num)
+    for name, value in cells.items():
+        row[result["headers"].index(name)] = value
+    return json.dumps(document).encode()
+
+
+BAD_PLAY_BY_PLAY = {
+    "truncated": (PBP_V2.read_bytes()[:500], r"cut off \(truncated JSON\)"),
+    "not JSON": (b"<html>502 Bad Gateway</html>", r"not JSON"),
+    "unknown event type": (_v2_with(2, EVENTMSGTYPE=99), r"EVENTNUM 2: .*99"),
+    "player on neither roster": (
+        _v2_with(3, PLAYER1_ID=777, PLAYER1_NAME="Nobody"),
+        r"EVENTNUM 3: player 777 \(Nobody\) is on neither roster of the box score",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PLAY_BY_PLAY))
+def test_a_bad_play_by_play_is_one_line_naming_it_and_changes_nothing(
+    case: str, database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "import", str(PBP_V2), str(BOX_V2), "--dsn", database)[0] == EXIT_OK
+    before = fingerprint(database)
+    content, message = BAD_PLAY_BY_PLAY[case]
+    bad = tmp_path / "pbp.json"
+    bad.write_bytes(content)
+    code, out, err = run(capsys, "import", str(bad), str(BOX_V2), "--strict", "--dsn", database)
+    assert (code, out) == (EXIT_BAD_INPUT, "")
+    first, *rest = err.splitlines()
+    assert re.match(rf"temporaldb import: {re.escape(str(bad))}: .*{message}", first), first
+    assert rest == ["temporaldb import: nothing was changed"]
+    assert fingerprint(database) == before
+
+
+def test_bad_s3_sources_are_one_line_naming_them_and_change_nothing(
+    database: str, bucket: Any, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "import", str(PBP_V2), str(BOX_V2), "--dsn", database)[0] == EXIT_OK
+    before = fingerprint(database)
+    # An archived object (the raw-feed bucket's lifecycle moved it to Glacier) cannot be read until restored.
+    bucket.put_object(Bucket=BUCKET, Key="archived/pbp.json", Body=PBP_V2.read_bytes(), StorageClass="GLACIER")
+    cases = {
+        f"s3://{BUCKET}/nothing-here/": f"s3://{BUCKET}/nothing-here/: no objects under this prefix",
+        f"s3://{BUCKET}/archived/": f"s3://{BUCKET}/archived/pbp.json: cannot read it (InvalidObjectState: ",
+    }
+    for source, message in cases.items():
+        code, out, err = run(capsys, "import", source, "--endpoint-url", emulator, "--dsn", database)
+        assert (code, out) == (EXIT_BAD_INPUT, ""), source
+        assert err.splitlines()[0].startswith(f"temporaldb import: {message}"), err
+        assert err.splitlines()[1:] == ["temporaldb import: nothing was changed"]
+    assert fingerprint(database) == before

@@ -168,11 +168,17 @@ def _tipoff(
     if facts is not None and facts.tipoff_at is not None:
         return facts.tipoff_at, f"the box score ({facts.source})"
     date = (facts.game_date if facts else None) or (summary.game_date if summary else None)
+    if date is not None and game.tipoff_eastern is not None:
+        # GAME_DATE_EST is the game's date in US Eastern time, the zone the feed's clock is in (see
+        # stats_v2/stats_v3), so the two combine without a day roll-over; the zone rules pick EST or EDT.
+        tipoff = dt.datetime.combine(date, game.tipoff_eastern, tzinfo=EASTERN)
+        return tipoff, f"the {PBP_NAMES[game.feed_format]}'s period-start clock on GAME_DATE_EST (US Eastern, minute)"
     if date is not None:
         tipoff = dt.datetime.combine(date, ASSUMED_TIPOFF, tzinfo=EASTERN)
         assumptions.append(
-            f"game {game.game_id:010d}: the box score gives only the date {date.isoformat()} (GAME_DATE_EST); "
-            f"tip-off assumed at 19:00 US Eastern ({tipoff.isoformat()}), event times derived from it"
+            f"game {game.game_id:010d}: the box score gives only the date {date.isoformat()} (GAME_DATE_EST) and "
+            f"the {PBP_NAMES[game.feed_format]} no clock; tip-off assumed at 19:00 US Eastern ({tipoff.isoformat()}), "
+            "event times derived from it"
         )
         return tipoff, "assumed: 19:00 US Eastern on GAME_DATE_EST"
     raise FeedError(

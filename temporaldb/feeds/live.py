@@ -39,9 +39,8 @@ Other rules:
   row stamped before the event that precedes it (0022000001 has 3, by up to 2.7 s: a putback stamped before
   its offensive rebound) takes that event's time, so an as-of query never counts an event without the
   ones before it. `tipoff_at` is the first period start's `timeActual` (else the first action's).
-- Season and kind from the game id `LLSyy#####`: LL 00 NBA, 20 G League, 10 WNBA; S 1 preseason,
-  2 regular season, 3 All-Star, 4 playoffs, 5 play-in, 6 NBA Cup final ("cup-final"). The database holds NBA regular
-  season and playoffs and G League regular season; anything else is an UnsupportedGameError.
+- League, season and season type from the game id by `model.game_kind`, as in every format: NBA and G League
+  regular season and playoffs are read; anything else is an UnsupportedGameError.
 - Home and away: the live play-by-play does not name them, but every made shot or free throw updates
   `scoreHome` or `scoreAway`, which tells the scoring team's side. `game.homeTeam`/`game.awayTeam` (as in the
   live box score's `game`), when the document has them, are used first and must agree.
@@ -68,7 +67,7 @@ from temporaldb.feeds.model import (
     FeedGame,
     FeedPlayer,
     FeedTeam,
-    UnsupportedGameError,
+    game_kind,
 )
 
 FEED_FORMAT: Final = "live"
@@ -138,12 +137,6 @@ FOUL_KIND_BY_TYPE: Final[Mapping[tuple[str, str], str]] = {
 }
 """(subType, descriptor) of a foul, lower case without spaces or dashes ("flagrant-type-1" -> "flagranttype1")."""
 
-LEAGUES: Final[Mapping[str, str]] = {"00": "nba", "20": "gleague", "10": "wnba"}
-GAME_KINDS: Final[Mapping[str, str]] = {
-    "1": "preseason", "2": "regular", "3": "all-star", "4": "playoffs", "5": "play-in", "6": "cup-final",
-}  # fmt: skip
-SUPPORTED_GAMES: Final = frozenset({("nba", "regular"), ("nba", "playoffs"), ("gleague", "regular")})
-_GAME_ID = re.compile(r"^(\d{2})(\d)(\d{2})\d{5}$")
 _CLOCK = re.compile(r"^PT(\d{1,2})M(\d{1,2})(?:\.(\d+))?S$")
 _FREE_THROW = re.compile(r"^([1-3]) of ([1-3])$")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
@@ -284,24 +277,6 @@ def _read_rows(game: Mapping[str, object], source: str) -> list[_Row]:
 # ---------------------------------------------------------------------------------------------
 # The game: kind, season, teams, sides
 # ---------------------------------------------------------------------------------------------
-
-
-def _game_kind(game_id: str, source: str) -> tuple[str, str, str]:
-    """(league, season, season_type) from `LLSyy#####`, or UnsupportedGameError."""
-    match = _GAME_ID.match(game_id)
-    if match is None:
-        raise FeedError(f"{source}: gameId {game_id!r} is not a 10-digit NBA game id")
-    league, kind = LEAGUES.get(match[1]), GAME_KINDS.get(match[2])
-    if league is None or kind is None:
-        what = f"league prefix {match[1]!r}" if league is None else f"game-type digit {match[2]!r}"
-        raise UnsupportedGameError(f"{source}: game {game_id}: unknown {what}")
-    if (league, kind) not in SUPPORTED_GAMES:
-        raise UnsupportedGameError(
-            f"{source}: game {game_id} is a {league} {kind} game; the database holds NBA regular-season and "
-            "playoff games and G League regular-season games only"
-        )
-    start = int(match[3]) + (1900 if int(match[3]) >= 46 else 2000)
-    return league, f"{start}-{(start + 1) % 100:02d}", kind
 
 
 def _declared_sides(game: Mapping[str, object]) -> dict[str, Mapping[str, object]]:
@@ -700,7 +675,7 @@ def parse(
     game_id = game.get("gameId") if game is not None else None
     if game is None or not isinstance(game_id, str):
         raise FeedError(f"{source}: not a live play-by-play document (no game.gameId)")
-    league, season, season_type = _game_kind(game_id, source)
+    kind = game_kind(game_id, source)
     rows = _read_rows(game, source)
     home, away = _home_away(game, rows, source)
     person_teams = _person_teams(rows, home, away, source)
@@ -710,7 +685,7 @@ def parse(
     starts = [row.wall for row in rows if row.action == "period" and row.sub.lower() == "start"]
     tipoff_at = starts[0] if starts else rows[0].wall if rows else None
     return FeedGame(
-        game_id=int(game_id), league=league, season=season, season_type=season_type,
+        game_id=kind.game_id, league=kind.league, season=kind.season, season_type=kind.season_type,
         home=_feed_team(home, "home", tricodes, game, teams), away=_feed_team(away, "away", tricodes, game, teams),
         players=_players(builder.events, rows, person_teams, roster, source), events=tuple(builder.events),
         source=source, feed_format=FEED_FORMAT, tipoff_at=tipoff_at,

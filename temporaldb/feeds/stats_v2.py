@@ -16,20 +16,21 @@ steal or a block on the row of its turnover or miss, so nothing is merged (`Feed
   throw of the period (a team rebound after a missed first free throw is the shooter's team: offensive).
 - Free throws: missed when the text says MISS; `ft_value` is 2 or 3 for the G League's one-shot free
   throws of 2019-20 ("Free Throw 2PT", action 31), else 1; an ft_made's points equal it.
-- Wall clock: WCTIMESTRING ("8:11 PM") is local 12-hour text to the minute, with no date and no
-  documented time zone. The two real games suggest US Eastern (an Oklahoma City home game, scheduled
-  7:00 PM Central, starts at "8:11 PM"; a Fort Wayne game at 7:00 PM Eastern at "7:04 PM"), but that is
-  not evidence enough to turn it into instants, and a minute would tie dozens of events anyway. So
+- Wall clock: WCTIMESTRING ("8:11 PM") is a 12-hour clock text to the minute, with no date and no
+  documented time zone. It is US Eastern: in 0021600270 (WAS @ OKC, 2016-11-30, an arena on US Central
+  time) the first period starts at "8:11 PM", a 7 pm Central tip-off being 8 pm Eastern; the G League's
+  2021900002 (Fort Wayne, on Eastern time) starts at "7:04 PM". A minute would tie dozens of events, so
   `wall_clock` stays None and `wall_clock_precision` is "none": the import derives event times from the
-  box score's tip-off (README "Where millisecond times come from").
-- Games: GAME_ID is `LLSyy0nnnn` (LL league: 00 NBA, 20 G League, 10 WNBA; S 1 preseason, 2 regular
-  season, 3 All-Star, 4 playoffs, 5 play-in, 6 NBA Cup final; yy the season's first year). Regular
-  season and playoffs of the NBA and the G League are read; the rest are refused with
-  UnsupportedGameError (play-in games count towards neither the regular season nor the playoffs).
+  tip-off (README "Where millisecond times come from"). `tipoff_eastern` is the WCTIMESTRING of the first
+  period's start row (EVENTMSGTYPE 12 of period 1), else of the first row of period 1 that has one; None
+  when there is none or it is not a real clock time.
+- Games: GAME_ID is `LLSyyNNNNN`, read by `model.game_kind` as in every format: NBA and G League regular
+  season and playoffs are read, anything else is refused with UnsupportedGameError.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +43,8 @@ from temporaldb.feeds.model import (
     FeedGame,
     FeedPlayer,
     FeedTeam,
-    UnsupportedGameError,
+    game_kind,
+    twelve_hour_time,
 )
 
 FEED_FORMAT: Final = "v2"
@@ -54,10 +56,10 @@ COLUMNS: Final = (
 )  # fmt: skip
 """The columns read; a document without all of them is not a playbyplayv2."""
 
-LEAGUES: Final = {"00": "nba", "20": "gleague"}
-OTHER_LEAGUES: Final = {"10": "WNBA"}
-SEASON_TYPES: Final = {"2": "regular", "4": "playoffs"}
-OTHER_SEASON_TYPES: Final = {"1": "preseason", "3": "All-Star", "5": "play-in", "6": "NBA Cup final"}
+WALL_CLOCK: Final = "WCTIMESTRING"
+"""Read when present (see `tipoff_eastern`); a document without it is still a playbyplayv2."""
+PERIOD_START: Final = 12
+"""EVENTMSGTYPE of a period's start row."""
 
 FOUL_KIND_BY_ACTION: Final[Mapping[int, str]] = {
     1: "personal",
@@ -133,6 +135,8 @@ class Row:
     neutral_text: str
     visitor_text: str
     people: tuple[Person, Person, Person]
+    wall_text: str = ""
+    """WCTIMESTRING as given ('8:11 PM'), '' when absent."""
 
     @property
     def text(self) -> str:
@@ -414,9 +418,15 @@ def _row(cells: Sequence[object], index: Mapping[str, int], source: str, number:
         event_num, read.whole("EVENTMSGTYPE"), read.whole("EVENTMSGACTIONTYPE"), read.whole("PERIOD"),
         _clock(read.text("PCTIMESTRING"), read.where), read.text("HOMEDESCRIPTION"),
         read.text("NEUTRALDESCRIPTION"), read.text("VISITORDESCRIPTION"),
-        (read.person(1), read.person(2), read.person(3)),
+        (read.person(1), read.person(2), read.person(3)), _wall_text(read),
     )  # fmt: skip
     return game_text, row
+
+
+def _wall_text(read: _Cells) -> str:
+    """WCTIMESTRING as text, '' when missing: never an error, as only tip-off uses it (a number stays malformed)."""
+    value = read.get(WALL_CLOCK) if WALL_CLOCK in read.index else None
+    return "" if value is None else str(value).strip()
 
 
 def read_rows(document: object, source: str) -> tuple[str, list[Row]]:
@@ -442,21 +452,15 @@ def read_rows(document: object, source: str) -> tuple[str, list[Row]]:
     return game_ids.pop(), rows
 
 
-def game_kind(game_id: str, source: str) -> tuple[int, str, str, str]:
-    """(game id, league, season, season type) from a GAME_ID; UnsupportedGameError for other games."""
-    if not re.fullmatch(r"\d{10}", game_id):
-        raise FeedError(f"{source}: GAME_ID {game_id!r} is not 10 digits")
-    league_code, type_code, year = game_id[:2], game_id[2], int(game_id[3:5])
-    if league_code in OTHER_LEAGUES or league_code not in LEAGUES:
-        league_name = OTHER_LEAGUES.get(league_code, f"league {league_code}")
-        raise UnsupportedGameError(f"{source}: game {game_id} is a {league_name} game; only NBA and G League are read")
-    if type_code not in SEASON_TYPES:
-        kind = OTHER_SEASON_TYPES.get(type_code, f"season type {type_code}")
-        raise UnsupportedGameError(
-            f"{source}: game {game_id} is a {kind} game; the database holds regular season and playoff games only"
-        )
-    first_year = year + (1900 if year >= 46 else 2000)
-    return int(game_id), LEAGUES[league_code], f"{first_year}-{(first_year + 1) % 100:02d}", SEASON_TYPES[type_code]
+def tipoff_eastern(rows: Sequence[Row]) -> dt.time | None:
+    """The first period's start on the wall clock (US Eastern, see the module doc), as WCTIMESTRING states it.
+
+    The start row of period 1, else the first row of period 1 with a WCTIMESTRING (a later period's clock is
+    no tip-off). A present but malformed clock gives None rather than a guess from another row.
+    """
+    stamped = [row for row in rows if row.period == 1 and row.wall_text]
+    start = next((row for row in stamped if row.msg_type == PERIOD_START), stamped[0] if stamped else None)
+    return twelve_hour_time(start.wall_text) if start is not None else None
 
 
 # ------------------------------------------------------------------------------------------------ teams, players
@@ -470,6 +474,8 @@ class _People:
     players: dict[int, Person] = field(default_factory=dict)
     teams: dict[int, FeedTeam | None] = field(default_factory=dict)
     first_seen: dict[int, str] = field(default_factory=dict)
+    player_first_seen: dict[int, int] = field(default_factory=dict)
+    """Player id -> the EVENTNUM of the first row naming them."""
     votes: Counter[tuple[int, str]] = field(default_factory=Counter)
 
     def add_row(self, row: Row) -> None:
@@ -488,6 +494,7 @@ class _People:
             self.votes[actor, "home" if row.home_text else "visitor"] += 1
 
     def _add_player(self, row: Row, person: Person) -> None:
+        self.player_first_seen.setdefault(person.person_id, row.event_num)
         known = self.players.setdefault(person.person_id, person)
         if known.team_id != person.team_id:
             raise FeedError(
@@ -536,6 +543,11 @@ def _players(people: _People, roster: Roster | None) -> tuple[FeedPlayer, ...]:
     players = []
     for person in people.players.values():
         known = listed.get(person.person_id)
+        if known is None and listed:
+            raise FeedError(
+                f"{people.source}: EVENTNUM {people.player_first_seen[person.person_id]}: player {person.person_id} "
+                f"({person.name or '?'}) is on neither roster of the box score"
+            )
         if known is not None and known.team_id != person.team_id:
             raise FeedError(
                 f"{people.source}: player {person.person_id} is on team {person.team_id} in the feed "
@@ -577,4 +589,5 @@ def parse(document: object, source: str, roster: Roster | None = None) -> FeedGa
     return FeedGame(
         game_id, league, season, season_type, _team(home_id, people, roster), _team(away_id, people, roster),
         _players(people, roster), tuple(events), source, FEED_FORMAT, None, "none", skipped,
+        tipoff_eastern=tipoff_eastern(rows),
     )  # fmt: skip

@@ -1,10 +1,12 @@
 """stats.nba.com playbyplayv3 (`{"game": {"gameId", "actions": [...]}}`) to a FeedGame.
 
-v3 has one person per row and no wall clock (`wall_clock` None, precision
-'none', no tip-off). Rows keep the feed's order, which decides ties; an event's
-`source_event_id` is its row's `actionNumber` (a steal or block row shares the
-number of the turnover or miss it belongs to). Home and away come from
-`location` ('h'/'v'); a team is named by its tricode (v3 gives nothing else).
+v3 has one person per row and no wall clock per event (`wall_clock` None, precision 'none', no
+`tipoff_at`), but period rows state the wall clock to the minute, "Start of 1st Period (7:11 PM EST)":
+the start of period 1's becomes `tipoff_eastern` (EST or EDT, US Eastern local time; None when it states
+none). Rows keep the feed's order, which decides ties; an event's `source_event_id` is its row's
+`actionNumber` (a steal or block row shares the number of the turnover or miss it belongs to). Home and
+away come from `location` ('h'/'v'); a team is named by its tricode (v3 gives nothing else). League,
+season and season type come from the game id by `model.game_kind`, as in every format.
 
 Mapping, v3 actionType / subType -> canonical event:
 - period / start, end -> period_start, period_end (no team, no player).
@@ -41,6 +43,7 @@ passes it) and the players seen in the feed's own rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from collections import Counter
@@ -55,15 +58,11 @@ from temporaldb.feeds.model import (
     FeedGame,
     FeedPlayer,
     FeedTeam,
-    UnsupportedGameError,
+    game_kind,
+    twelve_hour_time,
 )
 
 FORMAT: Final = "v3"
-LEAGUES: Final = {"00": "nba", "20": "gleague", "10": "wnba"}
-LEAGUE_LABELS: Final = {"nba": "an NBA", "gleague": "a G League", "wnba": "a WNBA"}
-SEASON_TYPE_LABELS: Final = {"regular": "regular-season", "playoffs": "playoff", "all-star": "All-Star"}
-SEASON_TYPE_CODES: Final = {"1": "preseason", "2": "regular", "3": "all-star", "4": "playoffs", "5": "play-in"}
-SUPPORTED: Final = frozenset({("nba", "regular"), ("nba", "playoffs"), ("gleague", "regular")})
 
 FOUL_KIND_BY_SUBTYPE: Final = {
     "Personal": "personal", "Personal Block": "personal", "Shooting": "shooting", "Shooting Block": "shooting",
@@ -81,7 +80,8 @@ DOUBLE_FOULS: Final = frozenset({"Double Personal", "Double Technical"})
 NO_TURNOVER: Final = "No Turnover"
 
 CLOCK: Final = re.compile(r"^PT(?P<m>\d{1,2})M(?P<s>\d{1,2})(?:\.(?P<f>\d+))?S$")
-GAME_ID: Final = re.compile(r"^(?P<league>\d\d)(?P<type>\d)(?P<yy>\d\d)\d{5}$")
+STATED_CLOCK: Final = re.compile(r"\((?P<time>[^()]+?) (?:EST|EDT)\)$")
+"""The wall clock a period row's description ends with: "Start of 1st Period (7:11 PM EST)"."""
 FREE_THROW: Final = re.compile(
     r"^Free Throw(?: (?:Technical|Flagrant|Clear Path))?(?: [1-3] of [1-3]| (?P<value>[1-3])PT)?$"
 )
@@ -123,29 +123,8 @@ def parse(document: object, source: str, roster: Mapping[int, FeedPlayer] | None
         game_id=game_id, league=league, season=season, season_type=season_type, home=home, away=away,
         players=names.players(parser.player_ids()), events=tuple(parser.events), source=source,
         feed_format=FORMAT, tipoff_at=None, wall_clock_precision="none", skipped=parser.skipped,
-        merged=parser.merged,
+        merged=parser.merged, tipoff_eastern=tipoff_eastern(rows),
     )  # fmt: skip
-
-
-def game_kind(game_id: object, source: str) -> tuple[int, str, str, str]:
-    """(game id, league, season, season type) of a gameId `LLSyyNNNNN`; UnsupportedGameError for other games."""
-    text = str(game_id) if isinstance(game_id, int | str) else ""
-    match = GAME_ID.match(text.zfill(10) if isinstance(game_id, int) else text)
-    if not match:
-        raise FeedError(f"{source}: gameId {game_id!r} is not a 10-digit stats.nba.com game id")
-    league = LEAGUES.get(match["league"])
-    season_type = SEASON_TYPE_CODES.get(match["type"])
-    label = f"gameId {match.group(0)}"
-    if league is None or season_type is None:
-        raise UnsupportedGameError(f"{source}: {label} is not an NBA or G League game of a known kind; not imported")
-    if (league, season_type) not in SUPPORTED:
-        raise UnsupportedGameError(
-            f"{source}: {label} is {LEAGUE_LABELS[league]} {SEASON_TYPE_LABELS.get(season_type, season_type)} game; "
-            "only NBA regular-season and playoff games and G League regular-season games are imported"
-        )
-    start = int(match["yy"])
-    start += 1900 if start >= 46 else 2000
-    return int(match.group(0)), league, f"{start}-{(start + 1) % 100:02d}", season_type
 
 
 def _game_object(document: object, source: str) -> dict[str, object]:
@@ -229,6 +208,19 @@ def canonical_clock(clock: str, where: str) -> str:
         raise FeedError(f"{where}: clock {clock!r} is not like PT12M00.00S")
     fraction = (match["f"] or "").rstrip("0")[:3]
     return f"{int(match['m']):02d}:{int(match['s']):02d}" + (f".{fraction}" if fraction else "")
+
+
+def tipoff_eastern(rows: list[_Row]) -> dt.time | None:
+    """The US Eastern clock time the start of period 1 states ("... (7:11 PM EST)"); None when it states none.
+
+    Only that row: the other rows with a clock (period ends, replays) are minutes after tip-off.
+    """
+    starts = (
+        row for row in rows if (row.period, row.action_type.lower(), row.sub_type.lower()) == (1, "period", "start")
+    )
+    start = next(starts, None)
+    stated = STATED_CLOCK.search(start.description) if start is not None else None
+    return twelve_hour_time(stated["time"]) if stated is not None else None
 
 
 def _teams(rows: list[_Row], source: str) -> tuple[FeedTeam, FeedTeam]:
