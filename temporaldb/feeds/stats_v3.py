@@ -76,6 +76,11 @@ FOUL_KIND_BY_SUBTYPE: Final = {
     "Defense 3 Second": "defensive_3_seconds",
 }  # fmt: skip
 """Every foul subType v3 uses, to model.FOUL_KINDS. Flopping is a non-unsportsmanlike technical (2023-24 rule)."""
+ACTION_TYPES: Final = (
+    "period", "jump ball", "made shot", "missed shot", "free throw", "rebound", "turnover", "foul", "violation",
+    "timeout", "substitution", "", "instant replay", "ejection",
+)  # fmt: skip
+"""Every actionType read (lower case; "" is a steal or block row); any other is a FeedError. README lists them."""
 DOUBLE_FOULS: Final = frozenset({"Double Personal", "Double Technical"})
 NO_TURNOVER: Final = "No Turnover"
 
@@ -348,13 +353,14 @@ class _Parser:
         self._credits: dict[tuple[int, str], _Row] = {}
         self._foul_rows: set[tuple[int, str, str, int]] = set()
         self._last_miss_team: int | None = None
-        self._handlers: dict[str, Callable[[_Row], None]] = {
+        handlers: dict[str, Callable[[_Row], None]] = {
             "period": self._period, "jump ball": self._jump_ball, "made shot": self._shot,
             "missed shot": self._shot, "free throw": self._free_throw, "rebound": self._rebound,
             "turnover": self._turnover, "foul": self._foul, "violation": self._violation, "timeout": self._timeout,
             "substitution": self._substitution, "": self._credit_row, "instant replay": self._skip,
             "ejection": self._skip,
         }  # fmt: skip
+        self._handlers = {kind: handlers[kind] for kind in ACTION_TYPES}
 
     def run(self) -> None:
         self._index()
