@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import platform
 import random
-import resource
+import re
 import statistics
 import subprocess
 import sys
@@ -84,7 +84,9 @@ class Latency:
 
 
 @dataclass
-class BenchResult:
+class LoadResult:
+    """What every mode of the benchmark reports about its data and the load (`--server-like` adds to it)."""
+
     started_at: str
     machine: str
     postgres: str
@@ -99,6 +101,21 @@ class BenchResult:
     loader_peak_rss_mb: float = 0.0
     play_by_play_mb: float = 0.0
     derived_mb: float = 0.0
+
+    def note_generation(self, generation: Generation) -> None:
+        summary = generation.summary
+        self.games, self.events, self.players = summary.games, summary.events, summary.players
+        self.generate_seconds = generation.seconds
+
+    def note_load(self, load: LoadFigures) -> None:
+        """The load's figures, and the sizes of what it loaded."""
+        self.load_seconds, self.loader_peak_rss_mb = load.load_seconds, load.loader_peak_rss_mb
+        self.load_to_queryable_seconds, self.events_per_second = load.queryable_seconds, load.events_per_second
+        self.play_by_play_mb, self.derived_mb = measure_sizes(load.dsn)
+
+
+@dataclass
+class BenchResult(LoadResult):
     derived_ratio: float = 0.0
     floor: dict[str, Latency] = field(default_factory=dict)
     asof: dict[str, Latency] = field(default_factory=dict)
@@ -120,7 +137,7 @@ def summarize(samples_ms: list[float], elapsed_s: float) -> Latency:
     )
 
 
-def _machine() -> str:
+def machine() -> str:
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return f"{platform.machine()}, {os.cpu_count()} cores, {memory_gb:.0f} GiB, Python {platform.python_version()}"
 
@@ -134,6 +151,7 @@ def _fresh_database(dsn: str, name: str) -> str:
 
 def generate(folder: Path, seasons: int, say: Say) -> Generation:
     """The full-history league, generated once into folder and reused after."""
+    say(f"generating {seasons} seasons into {folder}")
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -148,18 +166,48 @@ def generate(folder: Path, seasons: int, say: Say) -> Generation:
 
 
 def load_in_child(dsn: str, folder: Path, say: Say) -> tuple[float, float]:
-    """Run `temporaldb load` as a child process: (wall seconds, peak RSS in MB)."""
+    """Run `temporaldb load` as a child process: (wall seconds, its peak RSS in MB).
+
+    Its output, summary line included, goes to `say` (stderr): stdout carries only the bench's results.
+    """
     command = [sys.executable, "-m", "temporaldb.cli", "load", "--dsn", dsn, str(folder)]
     started = time.perf_counter()
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:  # closes the pipe when done
-        assert process.stderr is not None
-        for line in process.stderr:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
             say(f"  {line.rstrip()}")
+        # wait4 gives this child's own peak; RUSAGE_CHILDREN would be the largest of every child reaped so far
+        # (initdb and pg_ctl too, when the bench started the server).
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"load failed with exit code {process.returncode}")
     seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, peak_kb / 1024
+    return seconds, usage.ru_maxrss / 1024
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    dsn: str
+    """The loaded database."""
+    load_seconds: float
+    queryable_seconds: float
+    """The load plus the VACUUM ANALYZE that makes nba.play_by_play index-only-ready."""
+    events_per_second: int
+    loader_peak_rss_mb: float
+
+
+def load_fresh(server_dsn: str, folder: Path, events: int, say: Say) -> LoadFigures:
+    """A fresh nba_bench database, migrated, loaded by `temporaldb load` in a child, then vacuumed and analyzed."""
+    dsn = _fresh_database(server_dsn, BENCH_DATABASE)
+    migrate(dsn)
+    say(f"loading {events:,} events")
+    load_seconds, peak_rss_mb = load_in_child(dsn, folder, say)
+    started = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("vacuum analyze nba.play_by_play")
+    queryable = load_seconds + (time.perf_counter() - started)
+    return LoadFigures(dsn, load_seconds, queryable, round(events / queryable), peak_rss_mb)
 
 
 def _moments(connection: psycopg.Connection[Any]) -> tuple[dt.datetime, dt.datetime]:
@@ -280,28 +328,14 @@ def run(server_dsn: str, data_folder: Path, *, seasons: int, queries: int, say: 
         version = str(connection.execute("show server_version").fetchone()[0])  # type: ignore[index]
     result = BenchResult(
         started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        machine=_machine(),
+        machine=machine(),
         postgres=version,
         seasons=seasons,
     )
-    say(f"generating {seasons} seasons into {data_folder}")
-    generation = generate(data_folder, seasons, say)
-    result.generate_seconds = generation.seconds
-    result.games, result.events, result.players = (
-        generation.summary.games,
-        generation.summary.events,
-        generation.summary.players,
-    )
-    dsn = _fresh_database(server_dsn, BENCH_DATABASE)
-    migrate(dsn)
-    say(f"loading {result.events:,} events")
-    result.load_seconds, result.loader_peak_rss_mb = load_in_child(dsn, data_folder, say)
-    started = time.perf_counter()
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute("vacuum analyze nba.play_by_play")
-    result.load_to_queryable_seconds = result.load_seconds + (time.perf_counter() - started)
-    result.events_per_second = round(result.events / result.load_to_queryable_seconds)
-    result.play_by_play_mb, result.derived_mb = measure_sizes(dsn)
+    result.note_generation(generate(data_folder, seasons, say))
+    load = load_fresh(server_dsn, data_folder, result.events, say)
+    result.note_load(load)
+    dsn = load.dsn
     result.derived_ratio = round(result.derived_mb / result.play_by_play_mb, 4)
     say("measuring latency")
     result.floor, result.asof = measure_latency(dsn, queries, say)
@@ -392,3 +426,37 @@ def render_markdown(result: BenchResult, command: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# A section of the results file that another mode owns (`temporaldb bench --server-like`): delimited, so a full
+# benchmark rewriting the file keeps it, and its owner replaces only it.
+_SECTION = re.compile(r"^<!-- begin (?P<name>[\w-]+) .*?^<!-- end (?P=name) -->$", re.MULTILINE | re.DOTALL)
+
+
+def delimited(name: str, body: str) -> str:
+    """A section of the results file that `write_report` keeps and `write_section` replaces."""
+    opening = f"<!-- begin {name} (kept when `temporaldb bench` rewrites this file; replaced by its own mode) -->"
+    return f"{opening}\n{body.strip()}\n<!-- end {name} -->"
+
+
+def write_report(path: Path, report: str) -> None:
+    """Write the full benchmark's report, keeping the delimited sections of the file it replaces."""
+    previous = path.read_text(encoding="utf-8") if path.exists() else ""
+    kept = [match.group(0) for match in _SECTION.finditer(previous)]
+    _write_results(path, "\n\n".join([report.strip(), *kept]))
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace the delimited section `name` of the results file (appended when absent); the rest stays as it is."""
+    previous = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    block = delimited(name, body)
+    found = next((match for match in _SECTION.finditer(previous) if match["name"] == name), None)
+    if found is None:
+        _write_results(path, f"{previous.rstrip()}\n\n{block}")
+    else:
+        _write_results(path, previous[: found.start()] + block + previous[found.end() :])
+
+
+def _write_results(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip() + "\n", encoding="utf-8")

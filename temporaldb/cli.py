@@ -473,30 +473,57 @@ def _add_bench(commands: Commands) -> None:
         "bench",
         help="full-history benchmark: load time, as-of latency, naive ratio, sizes",
         description="Generate >= 36,000 games / 16M events, load them into a fresh database nba_bench on the "
-        "server of --dsn (default: the local server) and measure. Takes about 10 minutes on 2 cores.",
+        "server of --dsn (default: the local server) and measure. Takes about 10 minutes on 2 cores. "
+        "With --server-like, only the load, into a throwaway server sized like that RDS class.",
     )
     _add_dsn(parser)
     parser.add_argument("--data", type=Path, default=Path(".local/bench-data"), help="generated data folder (reused)")
     parser.add_argument("--seasons", type=int, default=29, help="seasons from 1996-97 (default 29: full history)")
-    parser.add_argument("--queries", type=int, default=20000, help="as-of and floor queries per round")
+    parser.add_argument("--queries", type=int, help="as-of and floor queries per round (default 20000)")
     parser.add_argument("--results", type=Path, help="write the Markdown report here (e.g. bench/RESULTS.md)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    small = parser.add_argument_group(
+        "small server",
+        "--server-like CLASS starts a throwaway PostgreSQL 18 under the --data folder's parent, configured as RDS's "
+        "default parameter group configures CLASS (plus the stack's own parameters), inside a memory cgroup of the "
+        "class's size when one can be made; it loads the data, reports time and peak memory, and removes the "
+        "server. With --results it replaces only its own section of the file; a full run keeps that section.",
+    )
+    small.add_argument("--server-like", metavar="CLASS", help="an RDS instance class, e.g. db.t3.micro")
+    small.add_argument(
+        "--class-memory",
+        type=int,
+        metavar="MIB",
+        help="DBInstanceClassMemory in MiB, the memory RDS's formulas see (default: 744 for db.t3.micro, "
+        "reasoned from a real instance's settings; else infra/catalog.py's estimate)",
+    )
     parser.set_defaults(handler=_database_errors(_run_bench))
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     import shlex
 
-    from temporaldb import bench
+    from temporaldb import bench, bench_small_server
     from temporaldb.db import resolve_dsn
+    from temporaldb.pgcluster import LocalServerError
 
-    result = bench.run(resolve_dsn(args.dsn), args.data, seasons=args.seasons, queries=args.queries, say=_say)
     command = "temporaldb " + " ".join(shlex.quote(part) for part in args.argv if not part.startswith("postgres"))
-    report = bench.render_markdown(result, command)
-    if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(report)
-    print(bench.as_json(result) if args.json else report)
+    if args.server_like is None and args.class_memory is None:
+        queries = 20000 if args.queries is None else args.queries
+        result = bench.run(resolve_dsn(args.dsn), args.data, seasons=args.seasons, queries=queries, say=_say)
+        report = bench.render_markdown(result, command)
+        if args.results:
+            bench.write_report(args.results, report)
+        print(bench.as_json(result) if args.json else report)
+        return EXIT_OK
+    try:
+        print(bench_small_server.from_command(args, command, _say))
+    except ValueError as error:
+        print(f"temporaldb bench: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (LocalServerError, RuntimeError) as error:
+        print(f"temporaldb bench: {error}", file=sys.stderr)
+        return EXIT_DATABASE
     return EXIT_OK
 
 
