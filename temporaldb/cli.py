@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from temporaldb import deployed, localcli, tunnel
+from temporaldb.feeds import bench as import_bench
 from temporaldb.feeds import command
 from temporaldb.roles import login_names
 
@@ -543,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     localcli.register(commands)
     tunnel.register(commands)
     _add_bench(commands)
+    import_bench.register(commands)
     _add_demo(commands)
     return parser
 
