@@ -58,6 +58,7 @@ LOAD_LOCK_KEY: Final = 0x7E3D_0002
 APPLICATION_NAME: Final = "temporaldb load"
 COPY_LINE = re.compile(r"line (\d+)")
 BATCH_LINES: Final = 5000
+COPY_CHUNK_BYTES: Final = 1024 * 1024
 
 
 @dataclass
@@ -257,11 +258,14 @@ select count(*) from gone
 
 
 class _Loader:
-    def __init__(self, connection: Connection, folder: Path, progress: Progress, *, replace_games: bool) -> None:
+    def __init__(
+        self, connection: Connection, folder: Path, progress: Progress, *, replace_games: bool, checked_events: bool
+    ) -> None:
         self.connection = connection
         self.folder = folder
         self.progress = progress
         self.replace_games = replace_games
+        self.checked_events = checked_events
         self.summary = LoadSummary()
         self.references = _load_references(connection)
 
@@ -331,11 +335,14 @@ class _Loader:
             self.connection.execute("select nba_load.restore_event_key()")
             self.connection.execute("create temp table stage_events (like nba.play_by_play) on commit drop")
             target = "stage_events"
-        lines = Lines(path)
-        try:
-            count = self._copy_events(lines, target)
-        finally:
-            lines.close()
+        if self.checked_events:
+            count = self._copy_checked_events(path, target)
+        else:
+            lines = Lines(path)
+            try:
+                count = self._copy_events(lines, target)
+            finally:
+                lines.close()
         self.summary.rows["events"] = count
         if first_load:
             self._restore_primary_key(path)
@@ -383,6 +390,29 @@ class _Loader:
         except psycopg.Error as error:
             raise LoadError(f"{lines.path.name}: PostgreSQL rejected a row: {_copy_context(error)}") from error
         self.progress(f"{lines.path.name}: {count:,} events", lines.size, lines.size)
+        return count
+
+    def _copy_checked_events(self, path: Path, target: str) -> int:
+        """events.csv as it is: its rows were checked by EventChecker where they were made (the importer)."""
+        with path.open("rb") as handle:
+            header = handle.readline().decode("utf-8").strip()
+            columns = tuple(header.split(","))
+            unknown = set(columns) - set(EVENT_COLUMNS) - set(OPTIONAL_EVENT_COLUMNS)
+            if unknown or not set(EVENT_COLUMNS) <= set(columns):
+                raise LoadError(f"{path.name}: header {header!r} is not the canonical events header")
+            statement = f"copy {target} ({', '.join(columns)}) from stdin with (format csv)"
+            count, size, last_report = 0, path.stat().st_size, time.monotonic()
+            try:
+                with self.connection.cursor().copy(statement) as copy:
+                    while chunk := handle.read(COPY_CHUNK_BYTES):
+                        copy.write(chunk)
+                        count += chunk.count(b"\n")
+                        if time.monotonic() - last_report > 1.0:
+                            self.progress(f"{path.name}: {count:,} events", handle.tell(), size)
+                            last_report = time.monotonic()
+            except psycopg.Error as error:
+                raise LoadError(f"{path.name}: PostgreSQL rejected a row: {_copy_context(error)}") from error
+        self.progress(f"{path.name}: {count:,} events", size, size)
         return count
 
     def _restore_primary_key(self, path: Path) -> None:
@@ -477,6 +507,7 @@ def load_directory(
     *,
     replace_games: bool = False,
     before_commit: Callable[[Connection], None] | None = None,
+    checked_events: bool = False,
 ) -> LoadSummary:
     """Load a canonical CSV folder in one transaction; raise LoadError and change nothing on bad input.
 
@@ -486,7 +517,8 @@ def load_directory(
     given, runs inside the load's transaction once everything is loaded and the
     stat lines are rebuilt, just before the commit: it may read the result (the
     importer reconciles it with the box scores), and an exception it raises rolls
-    the whole load back.
+    the whole load back. `checked_events` says events.csv was written with load_rows.EventChecker's lines
+    (the importer checks each game's rows in its worker processes): it is copied without checking again.
     """
     if not folder.is_dir():
         raise LoadError(f"{folder} is not a folder")
@@ -501,7 +533,9 @@ def load_directory(
             memory = loadmemory.choose(connection)
             connection.execute("select set_config('work_mem', %s, true)", (memory.work_mem,))
             connection.execute("select set_config('maintenance_work_mem', %s, true)", (memory.maintenance_work_mem,))
-            summary = _Loader(connection, folder, report, replace_games=replace_games).run()
+            summary = _Loader(
+                connection, folder, report, replace_games=replace_games, checked_events=checked_events
+            ).run()
             summary.memory = memory
             if before_commit is not None:
                 before_commit(connection)

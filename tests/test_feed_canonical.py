@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from temporaldb.feeds.canonical import derived_wall_clock, period_start_ms, to_canonical, write_folder
+from temporaldb.feeds.canonical import checked_lines, derived_wall_clock, period_start_ms, to_canonical, write_folder
 from temporaldb.feeds.model import FeedError, FeedEvent, FeedGame, FeedPlayer, FeedTeam
 
 TIP = dt.datetime(2023, 1, 3, 0, 30, tzinfo=dt.UTC)
@@ -89,3 +89,18 @@ def test_an_event_outside_its_game_is_refused_naming_the_feed_and_event(offset: 
         return
     with pytest.raises(FeedError, match=r"^test\.json: event 41: its time .* is outside game 0022200552, which runs "):
         to_canonical(game(event), TIP)
+
+
+def test_checked_lines_are_the_loaders_copy_lines_and_refuse_what_the_loader_would() -> None:
+
+    scored = FeedEvent(1, "11:40", "fg_made", HOME.team_id, MITCHELL.player_id, points=2, source_event_id="9")
+    canonical = to_canonical(game(FeedEvent(1, "12:00", "period_start", source_event_id="2"), scored), TIP)
+    lines = checked_lines(canonical, "test.json")
+    assert [line.split(",")[:2] for line in lines] == [["22200552", "1"], ["22200552", "2"]]
+    assert lines[1].endswith(",2,false,,,9")
+    stranger = FeedEvent(1, "11:40", "fg_made", HOME.team_id, 999, points=2, source_event_id="12")
+    canonical = to_canonical(game(stranger), TIP)
+    with pytest.raises(
+        FeedError, match=r"^test\.json: event 12 \(game 0022200552, event_num 1\): unknown player_id 999"
+    ):
+        checked_lines(canonical, "test.json")

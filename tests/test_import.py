@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from temporaldb.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from temporaldb.feeds import command, importer
+from temporaldb.feeds import command, importer, parallel
 from temporaldb.feeds.model import FeedError
 from tests import drill_fixtures
 from tests.test_load import fingerprint
@@ -299,10 +299,10 @@ def copies_of_the_game(folder: Path, count: int) -> Path:
 
 
 def peak_while_preparing(folder: Path) -> tuple[int, int]:
-    """(games prepared, peak bytes Python allocated meanwhile)."""
+    """(games prepared, peak bytes Python allocated meanwhile), preparing in this process (workers=1)."""
     tracemalloc.start()
     try:
-        with importer.prepare([str(folder)]) as prepared:
+        with importer.prepare([str(folder)], workers=1) as prepared:
             games = len(prepared.games)
         return games, tracemalloc.get_traced_memory()[1]
     finally:
@@ -315,6 +315,26 @@ def test_memory_while_preparing_does_not_grow_with_the_number_of_games(tmp_path:
     assert (few[0], many[0]) == (3, 30)
     # Holding every document (as the importer once did) made the peak grow about tenfold here.
     assert many[1] < 1.5 * few[1], (few, many)
+
+
+def test_worker_processes_prepare_exactly_what_this_process_does(tmp_path: Path) -> None:
+    folder = copies_of_the_game(tmp_path / "games", parallel.PARALLEL_FROM + 3)
+    outputs = []
+    for workers in (1, 2):
+        with importer.prepare([str(folder)], workers=workers) as prepared:
+            files = {path.name: path.read_bytes() for path in sorted(prepared.folder.iterdir())}
+            outputs.append((files, prepared.games, list(prepared.boxes()), prepared.skipped, prepared.assumptions))
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0][1]) == parallel.PARALLEL_FROM + 3
+
+
+def test_a_bad_game_among_many_is_the_same_one_line_error_from_a_worker(tmp_path: Path) -> None:
+    folder = copies_of_the_game(tmp_path / "games", parallel.PARALLEL_FROM + 3)
+    bad = folder / "0021600007" / PBP_V2.name
+    bad.write_bytes(_v2_with(3, PLAYER1_ID=777, PLAYER1_NAME="Nobody").replace(b"0021600901", b"0021600007"))
+    for workers in (1, 2):
+        with pytest.raises(FeedError, match=rf"^{re.escape(str(bad))}: EVENTNUM 3: player 777 \(Nobody\) is on "):
+            importer.prepare([str(folder)], workers=workers)
 
 
 def _v2_with(event_num: int, **cells: object) -> bytes:

@@ -27,7 +27,7 @@ from typing import Final
 
 from temporaldb.feeds.model import FeedError, FeedEvent, FeedGame
 from temporaldb.generate import HALFTIME_MS, INTERMISSION_MS, OVERTIME_TENTHS, PERIOD_TENTHS, WALL_MS_PER_TENTH
-from temporaldb.load_rows import MAX_GAME_SPAN
+from temporaldb.load_rows import MAX_GAME_SPAN, EventChecker, GameInfo, References
 
 EVENT_COLUMNS: Final = (
     "game_id", "event_num", "period", "clock", "wall_clock_time", "event_type", "team_id", "player_id",
@@ -120,6 +120,31 @@ def to_canonical(game: FeedGame, tipoff_at: dt.datetime | None = None) -> Canoni
     return CanonicalGame(game.game_id, teams, players, row, events, dropped)
 
 
+def checked_lines(game: CanonicalGame, source: str) -> list[str]:
+    """The game's events as COPY-ready CSV lines, checked by the loader's own EventChecker.
+
+    The references are the game's own (its teams, players and time span), which is all an imported event may
+    name; the importer runs this in its worker processes and tells the loader the rows are checked, so the
+    check runs in parallel instead of in the loading process. A row it refuses is the feed's error.
+    """
+    _, _, _, home, away, tipoff_text = game.game
+    tipoff = dt.datetime.fromisoformat(str(tipoff_text))
+    references = References(
+        players={int(str(row[0])) for row in game.players},
+        games={game.game_id: GameInfo(int(str(home)), int(str(away)), tipoff, tipoff + MAX_GAME_SPAN)},
+    )
+    checker = EventChecker(references, EVENT_COLUMNS)
+    lines = []
+    for row in game.events:
+        try:
+            lines.append(checker.copy_line(["" if value is None else str(value) for value in row]))
+        except ValueError as error:
+            raise FeedError(
+                f"{source}: event {row[-1]} (game {game.game_id:010d}, event_num {row[1]}): {error}"
+            ) from None
+    return lines
+
+
 class CanonicalWriter:
     """Writes games to a canonical folder one at a time: events stream to events.csv as each game comes,
     teams, players and games (one row each per id) are written by `close`."""
@@ -134,11 +159,15 @@ class CanonicalWriter:
         self._writer = csv.writer(self._events, lineterminator="\n")
         self._writer.writerow(EVENT_COLUMNS)
 
-    def add(self, game: CanonicalGame) -> None:
+    def add(self, game: CanonicalGame, lines: Sequence[str] | None = None) -> None:
+        """The game's rows; its events from `lines` (checked_lines) when given, else from `game.events`."""
         self.teams.update((row[0], row) for row in game.teams)
         self.players.update((row[0], row) for row in game.players)
         self.games[game.game_id] = game.game
-        self._writer.writerows(_cells(row) for row in game.events)
+        if lines is None:
+            self._writer.writerows(_cells(row) for row in game.events)
+        elif lines:
+            self._events.write("\n".join(lines) + "\n")
 
     def close(self) -> Path:
         self._events.close()

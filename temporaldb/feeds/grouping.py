@@ -1,6 +1,6 @@
 """The import's first pass: every document classified and grouped by game, none of them kept in memory.
 
-Each document is parsed once here to learn what it is (a play-by-play format or
+Each document is parsed once here (by the worker processes, for many) to learn what it is (a play-by-play format or
 a box score format, `classify`) and which game it belongs to; then only a
 `DocumentRef` stays: the local file, or for an S3 object a copy of its bytes in
 the import's spool folder. The second pass (importer.py) reads one game's
@@ -20,6 +20,7 @@ from typing import Final
 
 from temporaldb.feeds import boxscore, live, stats_v2, stats_v3
 from temporaldb.feeds.model import FeedError
+from temporaldb.feeds.parallel import Workers
 from temporaldb.feeds.sources import FeedDocument, RawDocument, decode, read_file, read_raw
 
 PBP_FORMATS: Final = ("v2", "v3", "live")
@@ -85,6 +86,13 @@ def _box_game_id(kind: str, document: FeedDocument) -> int:
     return boxscore.facts(document.document, document.name).game_id
 
 
+def _classified(task: tuple[DocumentRef, bool, str]) -> Classified:
+    """Read a document and tell its kind and game (runs in a worker process for many documents)."""
+    ref, box_only, feed_format = task
+    kind, game_id = _kind_and_game(ref.read(), box_only=box_only, feed_format=feed_format)
+    return Classified(ref, kind, game_id)
+
+
 def _kind_and_game(document: FeedDocument, *, box_only: bool, feed_format: str) -> tuple[str, int]:
     kind = classify(document)
     if kind is None:
@@ -113,7 +121,7 @@ class _Spool:
             return DocumentRef(raw.name, raw.path)
         self.count += 1
         path = self.folder / f"document-{self.count:07d}"
-        path.write_bytes(raw.raw)
+        path.write_bytes(raw.content())
         return DocumentRef(raw.name, path)
 
 
@@ -147,18 +155,23 @@ def group(
     feed_format: str = "auto",
     endpoint_url: str | None = None,
     region: str | None = None,
+    workers: Workers | None = None,
 ) -> dict[int, GameDocuments]:
-    """Every document, classified and grouped by game id (in the order first seen); S3 objects go to `spool`."""
+    """Every document, classified and grouped by game id (in the order first seen); S3 objects go to `spool`.
+
+    The documents are listed (and S3 objects copied) here, then read and classified by `workers`.
+    """
     if feed_format not in FORMAT_CHOICES:
         raise FeedError(f"--format {feed_format}: expected one of {', '.join(FORMAT_CHOICES)}")
     copies = _Spool(spool)
-    games: dict[int, GameDocuments] = {}
+    tasks: list[tuple[DocumentRef, bool, str]] = []
     for box_only, names in ((False, sources), (True, box_sources)):
-        if not names:
-            continue
-        for raw in read_raw(names, endpoint_url=endpoint_url, region=region):
-            kind, game_id = _kind_and_game(decode(raw.name, raw.raw), box_only=box_only, feed_format=feed_format)
-            _add(games, Classified(copies.ref(raw), kind, game_id))
+        if names:
+            for raw in read_raw(names, endpoint_url=endpoint_url, region=region):
+                tasks.append((copies.ref(raw), box_only, feed_format))
+    games: dict[int, GameDocuments] = {}
+    for item in (workers or Workers(1)).map(_classified, tasks):
+        _add(games, item)
     for documents in games.values():
         if documents.pbp is None:
             raise FeedError(

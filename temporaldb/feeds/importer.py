@@ -6,8 +6,10 @@
 2. Game by game: its documents are read again, the play-by-play is parsed with the box score's teams and
    players (`boxscore.facts`) when there is one (a traditional box score and its summary combine; a live box
    score stands alone; a range box, or another partial one, is noted and used for names only, never
-   reconciled), and its canonical rows are appended to a temporary canonical folder; its end-of-game box
-   scores go to a spool file in the same order.
+   reconciled), its canonical rows are made and checked with the loader's own EventChecker
+   (`canonical.checked_lines`), and appended to a temporary canonical folder; its end-of-game box scores go
+   to a spool file in the same order. With many games this runs in one worker process per core, a bounded
+   window of games ahead, results taken in order (TEMPORALDB_IMPORT_WORKERS=1 keeps it in this process).
 3. Tip-off: the live feed's own; else the box score's (the live box's gameTimeUTC); else the
    summary's GAME_DATE_EST with the clock time the stats.nba.com feed states for the first period's start
    (playbyplayv3 "Start of 1st Period (7:11 PM EST)", playbyplayv2 WCTIMESTRING), US Eastern, minute
@@ -32,9 +34,10 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from temporaldb.feeds import boxscore, live, stats_v2, stats_v3
-from temporaldb.feeds.canonical import CanonicalWriter, to_canonical
+from temporaldb.feeds.canonical import CanonicalGame, CanonicalWriter, checked_lines, to_canonical
 from temporaldb.feeds.grouping import FORMAT_CHOICES, PBP_FORMATS, PBP_NAMES, GameDocuments, group
 from temporaldb.feeds.model import BoxScore, FeedError, FeedGame
+from temporaldb.feeds.parallel import Workers, default_workers
 from temporaldb.feeds.reconcile import Reconciliation, ReconciliationError, reconcile
 
 __all__ = ["FORMAT_CHOICES", "PBP_FORMATS", "ImportResult", "Prepared", "PreparedGame", "import_games", "prepare"]
@@ -188,25 +191,50 @@ def _tipoff(
     )
 
 
-def _prepare_games(grouped: dict[int, GameDocuments], prepared: Prepared) -> None:
+@dataclass
+class GameOutcome:
+    """One game prepared, in whichever process did it: its rows, its box scores, what it noted."""
+
+    canonical: CanonicalGame
+    """Its teams, players and game row; its events are in `lines`."""
+    lines: list[str]
+    """The events as checked COPY lines (canonical.checked_lines)."""
+    boxes: list[BoxScore]
+    summary: PreparedGame
+    skipped: Counter[str]
+    merged: Counter[str]
+    notes: list[str]
+    assumptions: list[str]
+
+
+def prepare_game(documents: GameDocuments) -> GameOutcome:
+    """Read one game's documents and make its canonical rows (runs in a worker process for large imports)."""
+    notes: list[str] = []
+    assumptions: list[str] = []
+    boxes, facts, summary = _boxes_and_facts(documents, notes)
+    game = _parse(documents, facts)
+    tipoff, tipoff_from = _tipoff(game, facts, summary, assumptions)
+    canonical = to_canonical(game, tipoff)
+    lines = checked_lines(canonical, game.source)
+    described = PreparedGame(game.game_id, game.feed_format, game.source, len(lines), len(boxes), tipoff_from)
+    # The rows travel once, as lines: a worker's result is pickled back to the importing process.
+    slim = replace(canonical, events=())
+    return GameOutcome(slim, lines, boxes, described, game.skipped, game.merged, notes, assumptions)
+
+
+def _prepare_games(grouped: dict[int, GameDocuments], prepared: Prepared, workers: Workers) -> None:
     writer = CanonicalWriter(prepared.folder)
     try:
         with prepared.box_spool.open("wb") as spool:
-            for documents in grouped.values():
-                boxes, facts, summary = _boxes_and_facts(documents, prepared.notes)
-                game = _parse(documents, facts)
-                tipoff, tipoff_from = _tipoff(game, facts, summary, prepared.assumptions)
-                canonical = to_canonical(game, tipoff)
-                writer.add(canonical)
-                pickle.dump((game.game_id, boxes), spool)
-                prepared.skipped.update(game.skipped)
-                prepared.merged.update(game.merged)
-                prepared.dropped.update(canonical.dropped)
-                prepared.games.append(
-                    PreparedGame(
-                        game.game_id, game.feed_format, game.source, len(canonical.events), len(boxes), tipoff_from
-                    )
-                )
+            for outcome in workers.map(prepare_game, list(grouped.values())):
+                writer.add(outcome.canonical, outcome.lines)
+                pickle.dump((outcome.summary.game_id, outcome.boxes), spool)
+                prepared.skipped.update(outcome.skipped)
+                prepared.merged.update(outcome.merged)
+                prepared.dropped.update(outcome.canonical.dropped)
+                prepared.notes.extend(outcome.notes)
+                prepared.assumptions.extend(outcome.assumptions)
+                prepared.games.append(outcome.summary)
     finally:
         writer.close()
 
@@ -218,6 +246,7 @@ def prepare(
     feed_format: str = "auto",
     endpoint_url: str | None = None,
     region: str | None = None,
+    workers: int | None = None,
 ) -> Prepared:
     """Read, group and parse every game into a temporary folder; nothing touches a database.
 
@@ -228,10 +257,12 @@ def prepare(
     try:
         spool = prepared.workspace / "spool"
         spool.mkdir()
-        grouped = group(
-            sources, box_sources, spool=spool, feed_format=feed_format, endpoint_url=endpoint_url, region=region
-        )
-        _prepare_games(grouped, prepared)
+        with Workers(default_workers() if workers is None else workers) as pool:
+            grouped = group(
+                sources, box_sources, spool=spool, feed_format=feed_format, endpoint_url=endpoint_url,
+                region=region, workers=pool,
+            )  # fmt: skip
+            _prepare_games(grouped, prepared, pool)
     except BaseException:
         prepared.close()
         raise
@@ -257,5 +288,7 @@ def import_games(dsn: str, prepared: Prepared, progress: Any = None, *, strict: 
         if strict and result.unexplained:
             raise ReconciliationError(result)
 
-    summary = load_directory(dsn, prepared.folder, progress, replace_games=True, before_commit=check)
+    summary = load_directory(
+        dsn, prepared.folder, progress, replace_games=True, before_commit=check, checked_events=True
+    )
     return ImportResult(prepared, summary, found[0])

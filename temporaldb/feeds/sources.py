@@ -4,8 +4,9 @@
 `*.json` and `*.json.gz` files in name order; `s3://bucket/prefix` yields the
 objects under the prefix in key order, fetched one at a time (boto3, the usual
 credential chain, `--endpoint-url`/`--region`), so memory holds one document
-at a time; `read_raw` gives each document's bytes (and its local file, which
-the importer reads again later instead of keeping it). Every failure is a one-line FeedError naming the file or
+at a time; `read_raw` gives each S3 object's bytes, or a local file to read
+when needed (the importer's worker processes read it themselves). Every
+failure is a one-line FeedError naming the file or
 object: missing, unreadable, not JSON, cut off, or an S3 prefix with nothing
 under it.
 """
@@ -35,9 +36,17 @@ class FeedDocument:
 @dataclass(frozen=True)
 class RawDocument:
     name: str
-    raw: bytes
+    raw: bytes | None
+    """The bytes of an S3 object; None for a local file, read when needed (`content`)."""
     path: Path | None
-    """The local file it was read from (None: an S3 object)."""
+    """The local file (None: an S3 object)."""
+
+    def content(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        if self.path is None:
+            raise FeedError(f"{self.name}: neither bytes nor a file")
+        return read_file(self.path, self.name)
 
 
 def decode(name: str, raw: bytes) -> FeedDocument:
@@ -78,7 +87,7 @@ def _local(source: str) -> Iterator[RawDocument]:
     else:
         raise FeedError(f"{source}: no such file or folder")
     for file in files:
-        yield RawDocument(str(file), read_file(file), file)
+        yield RawDocument(str(file), None, file)
 
 
 def _split_s3(source: str) -> tuple[str, str]:
@@ -124,13 +133,14 @@ def read_sources(
 ) -> Iterator[FeedDocument]:
     """Every document of every source, parsed, in the order given (folders and prefixes sorted by name)."""
     for raw in read_raw(sources, endpoint_url=endpoint_url, region=region):
-        yield decode(raw.name, raw.raw)
+        yield decode(raw.name, raw.content())
 
 
 def read_raw(
     sources: Sequence[str], *, endpoint_url: str | None = None, region: str | None = None
 ) -> Iterator[RawDocument]:
-    """Every document's bytes, in the order given (folders and prefixes sorted by name)."""
+    """Every document, in the order given (folders and prefixes sorted by name): an S3 object's bytes, or a
+    local file to read when needed."""
     client = None
     for source in sources:
         if source.startswith(S3_SCHEME):

@@ -1,0 +1,82 @@
+"""The import's worker processes: an ordered map over documents or games, a bounded window ahead.
+
+Reading and mapping a feed is pure Python and per document or per game, so one
+process per core does it; the importing process takes the results in input
+order (errors too: the first bad item in order is the one reported, as in one
+process) and writes them. Few items are mapped in this process: starting
+workers would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from types import TracebackType
+from typing import Final, TypeVar
+
+from temporaldb.feeds.model import FeedError
+
+WORKERS_ENV: Final = "TEMPORALDB_IMPORT_WORKERS"
+PARALLEL_FROM: Final = 16
+"""Fewer items are mapped in this process."""
+WINDOW_PER_WORKER: Final = 4
+"""Items submitted ahead per worker: enough to keep them busy, few enough to bound memory."""
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def default_workers() -> int:
+    """One process per core; TEMPORALDB_IMPORT_WORKERS overrides (1: everything in this process)."""
+    given = os.environ.get(WORKERS_ENV)
+    if not given:
+        return os.cpu_count() or 1
+    try:
+        count = int(given)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise FeedError(f"{WORKERS_ENV}={given!r}: expected a whole number of processes, 1 or more")
+    return count
+
+
+class Workers:
+    """A pool started on first use and stopped on exit (cancelling what is still queued)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, function: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+        """function(item) for each item, in order."""
+        if self.count <= 1 or len(items) < PARALLEL_FROM:
+            yield from map(function, items)
+            return
+        if self._pool is None:
+            # forkserver, not fork: the importing process may run threads (an S3 client's), which fork
+            # would copy in an unknown state.
+            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("forkserver"))
+        window: deque[Future[Result]] = deque()
+        try:
+            for item in items:
+                window.append(self._pool.submit(function, item))
+                if len(window) >= WINDOW_PER_WORKER * self.count:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            for future in window:
+                future.cancel()
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
