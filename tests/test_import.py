@@ -13,6 +13,7 @@ import re
 import shutil
 import tracemalloc
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from temporaldb.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from temporaldb.feeds import command, importer, parallel
 from temporaldb.feeds.model import FeedError
+from temporaldb.feeds.reconcile import Difference, GameResult, Reconciliation
 from tests import drill_fixtures
 from tests.test_load import fingerprint
 
@@ -391,3 +393,39 @@ def test_bad_s3_sources_are_one_line_naming_them_and_change_nothing(
         assert err.splitlines()[0].startswith(f"temporaldb import: {message}"), err
         assert err.splitlines()[1:] == ["temporaldb import: nothing was changed"]
     assert fingerprint(database) == before
+
+
+def _result(game_id: int) -> GameResult:
+    differences = [
+        Difference(game_id, "t", HOME, f"Herons of game {game_id}", stat, 2, 0, 2, "team rebounds")
+        for stat in ("oreb", "dreb", "rebounds", "turnovers")
+    ]
+    differences.append(Difference(game_id, "p", 9101, f"Al Away {game_id}", "assists", 1, 2, -1, None))
+    return GameResult(game_id, f"box_{game_id}.json", 26, differences)
+
+
+def _held_after_adding(count: int) -> tuple[Reconciliation, int]:
+    tracemalloc.start()
+    try:
+        reconciliation = Reconciliation()
+        for game_id in range(count):
+            reconciliation.add(_result(game_id))
+        return reconciliation, tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_reconciliation_spools_its_games_and_writes_them_back_whole(tmp_path: Path) -> None:
+    few, few_bytes = _held_after_adding(100)
+    many, many_bytes = _held_after_adding(5000)
+    with closing(few), closing(many):
+        # What stays in memory per game: its id in two sets; the rest is in the spool file.
+        assert many_bytes - few_bytes < 4900 * 500, (few_bytes, many_bytes)  # holding them: about 1,400 a game
+        assert (many.unexplained_count, many.explained_count, len(many.unexplained)) == (5000, 20000, 50)
+        assert list(many.games()) == [_result(game_id) for game_id in range(5000)]
+        report = tmp_path / "report.json"
+        with report.open("w", encoding="utf-8") as handle:
+            many.write_json(handle, {"outcome": "imported"})
+        document = json.loads(report.read_text(encoding="utf-8"))
+        assert (document["unexplained"], document["outcome"], len(document["games"])) == (5000, "imported", 5000)
+        assert document["games"][7]["differences"][4]["stat"] == "assists"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from temporaldb.feeds.importer import Prepared
+    from temporaldb.feeds.importer import ImportResult, Prepared
     from temporaldb.feeds.reconcile import Reconciliation
 
 NAME = "import"
@@ -71,14 +72,16 @@ def _counts(title: str, counts: Counter[str]) -> str | None:
 
 def _write_report(path: Path, reconciliation: Reconciliation, prepared: Prepared, outcome: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.name.endswith(".json"):
-        extra = {"outcome": outcome, "assumptions": prepared.assumptions, "notes": prepared.notes}
-        path.write_text(reconciliation.to_json(extra), encoding="utf-8")
-        return
-    lines = [f"outcome: {outcome}"]
-    lines += [f"assumption: {text}" for text in prepared.assumptions]
-    lines += [f"note: {text}" for text in prepared.notes]
-    path.write_text("\n".join(lines) + "\n" + reconciliation.text(), encoding="utf-8")
+    with path.open("w", encoding="utf-8") as handle:
+        if path.name.endswith(".json"):
+            extra = {"outcome": outcome, "assumptions": prepared.assumptions, "notes": prepared.notes}
+            reconciliation.write_json(handle, extra)
+            return
+        lines = [f"outcome: {outcome}"]
+        lines += [f"assumption: {text}" for text in prepared.assumptions]
+        lines += [f"note: {text}" for text in prepared.notes]
+        handle.write("\n".join(lines) + "\n")
+        reconciliation.write_text(handle)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -125,12 +128,20 @@ def _load(args: argparse.Namespace, prepared: Prepared) -> int:
     try:
         result = importer.import_games(dsn, prepared, cli._report, strict=args.strict)
     except ReconciliationError as error:
-        cli._say(error.reconciliation.headline())
-        if args.report:
-            _write_report(args.report, error.reconciliation, prepared, "refused (--strict): nothing was changed")
+        with closing(error.reconciliation):
+            cli._say(error.reconciliation.headline())
+            if args.report:
+                _write_report(args.report, error.reconciliation, prepared, "refused (--strict): nothing was changed")
         return _bad_input(error)
     except LoadError as error:
         return _bad_input(error)
+    with closing(result.reconciliation):
+        return _summarise(args, prepared, result)
+
+
+def _summarise(args: argparse.Namespace, prepared: Prepared, result: ImportResult) -> int:
+    from temporaldb import cli  # noqa: PLC0415
+
     reconciliation = result.reconciliation
     cli._say(reconciliation.headline())
     for difference in reconciliation.unexplained[:10]:

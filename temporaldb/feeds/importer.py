@@ -276,7 +276,8 @@ def import_games(dsn: str, prepared: Prepared, progress: Any = None, *, strict: 
     """Load the prepared games (replacing them) and reconcile them before the commit.
 
     Raises LoadError (bad rows) or ReconciliationError (strict, an unexplained difference, which carries the
-    reconciliation for the report); either way the transaction is rolled back and nothing changes.
+    reconciliation for the report); either way the transaction is rolled back and nothing changes. The
+    caller closes the reconciliation it gets (its spool file); one from a failed load is closed here.
     """
     from temporaldb.load import load_directory  # noqa: PLC0415 (psycopg only when loading)
 
@@ -285,10 +286,17 @@ def import_games(dsn: str, prepared: Prepared, progress: Any = None, *, strict: 
     def check(connection: Any) -> None:
         result = reconcile(connection, prepared.boxes())
         found.append(result)
-        if strict and result.unexplained:
+        if strict and result.unexplained_count:
             raise ReconciliationError(result)
 
-    summary = load_directory(
-        dsn, prepared.folder, progress, replace_games=True, before_commit=check, checked_events=True
-    )
+    try:
+        summary = load_directory(
+            dsn, prepared.folder, progress, replace_games=True, before_commit=check, checked_events=True
+        )
+    except ReconciliationError:
+        raise
+    except BaseException:
+        for result in found:
+            result.close()
+        raise
     return ImportResult(prepared, summary, found[0])

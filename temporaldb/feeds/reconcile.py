@@ -21,9 +21,10 @@ Every other difference is unexplained.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from temporaldb.feeds.model import STATS, BoxScore, FeedError
 
@@ -31,24 +32,28 @@ TEAM_REBOUNDS: Final = "team rebounds"
 TEAM_TURNOVERS: Final = "team turnovers"
 NOT_GIVEN: Final = " (not given by the box score)"
 FIRST_SHOWN: Final = 3
+KEPT_UNEXPLAINED: Final = 50
+"""Unexplained differences kept in memory for messages; the report has them all."""
 
 _SUMS: Final = ", ".join(f"sum(c.{stat})::int" for stat in STATS)
 _LINES: Final = f"""
-select c.subject_kind::text, c.subject_id, {_SUMS}
+select c.game_id, c.subject_kind::text, c.subject_id, {_SUMS}
 from nba.event_credits c
-where c.game_id = %s
-group by c.subject_kind, c.subject_id
+where c.game_id = any(%s)
+group by c.game_id, c.subject_kind, c.subject_id
 """
 # The team-only events (no player): team rebounds and team turnovers.
 _TEAM_ONLY: Final = """
-select team_id,
+select game_id, team_id,
        count(*) filter (where event_type = 'rebound_off')::int,
        count(*) filter (where event_type = 'rebound_def')::int,
        count(*) filter (where event_type = 'turnover')::int
 from nba.play_by_play
-where game_id = %s and player_id is null and team_id is not null
-group by team_id
+where game_id = any(%s) and player_id is null and team_id is not null
+group by game_id, team_id
 """
+BATCH_GAMES: Final = 200
+"""Games whose loaded lines one query fetches: few queries, bounded memory."""
 _NAMES: Final = """
 select 'p', player_id, full_name from nba.players where player_id = any(%(players)s)
 union all
@@ -93,59 +98,82 @@ class GameResult:
         return bool(self.source)
 
 
-@dataclass
 class Reconciliation:
-    games: list[GameResult] = field(default_factory=list)
+    """Every game's result, kept in a temporary spool file, not in memory: a full-history import compares
+    tens of thousands of games, each with a few known-cause differences. Counts and the first
+    KEPT_UNEXPLAINED unexplained differences stay in memory for the summary."""
 
-    @property
-    def differences(self) -> list[Difference]:
-        return [difference for game in self.games for difference in game.differences]
+    def __init__(self) -> None:
+        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self.checked_games: set[int] = set()
+        self.all_games: set[int] = set()
+        self.lines = 0
+        self.unexplained_count = 0
+        self.explained_count = 0
+        self.unexplained: list[Difference] = []
+        """The first KEPT_UNEXPLAINED unexplained differences."""
 
-    @property
-    def unexplained(self) -> list[Difference]:
-        return [difference for difference in self.differences if difference.known_cause is None]
+    def add(self, game: GameResult) -> None:
+        self.all_games.add(game.game_id)
+        if game.reconciled:
+            self.checked_games.add(game.game_id)
+            self.lines += game.subjects
+        for difference in game.differences:
+            if difference.known_cause is None:
+                self.unexplained_count += 1
+                if len(self.unexplained) < KEPT_UNEXPLAINED:
+                    self.unexplained.append(difference)
+            else:
+                self.explained_count += 1
+        self._spool.write(json.dumps(asdict(game)) + "\n")
+
+    def games(self) -> Iterator[GameResult]:
+        """Every game's result, in the order compared, read back from the spool."""
+        self._spool.flush()
+        self._spool.seek(0)
+        for line in self._spool:
+            data = json.loads(line)
+            differences = [Difference(**difference) for difference in data.pop("differences")]
+            yield GameResult(**data, differences=differences)
+        self._spool.seek(0, 2)
+
+    def close(self) -> None:
+        self._spool.close()
 
     def headline(self) -> str:
-        checked = [game for game in self.games if game.reconciled]
-        games = {game.game_id for game in checked}
-        unchecked = len({game.game_id for game in self.games} - games)
-        explained = len(self.differences) - len(self.unexplained)
+        unchecked = len(self.all_games - self.checked_games)
         text = (
-            f"reconciled {len(games)} games ({sum(game.subjects for game in checked)} player and team lines) "
-            f"with their box scores: {len(self.unexplained)} unexplained differences, {explained} with a known cause"
+            f"reconciled {len(self.checked_games)} games ({self.lines} player and team lines) with their box scores: "
+            f"{self.unexplained_count} unexplained differences, {self.explained_count} with a known cause"
         )
         return text + (f"; {unchecked} games without a box score not reconciled" if unchecked else "")
 
-    def text(self) -> str:
-        lines = [self.headline()]
-        for game in self.games:
+    def write_text(self, handle: IO[str]) -> None:
+        handle.write(self.headline() + "\n")
+        for game in self.games():
             if not game.reconciled:
-                lines.append(f"game {game.game_id:010d}: no end-of-game box score, not reconciled")
+                handle.write(f"game {game.game_id:010d}: no end-of-game box score, not reconciled\n")
                 continue
             unexplained = sum(1 for d in game.differences if d.known_cause is None)
-            lines.append(
+            handle.write(
                 f"game {game.game_id:010d} vs {game.source}: {game.subjects} lines, {unexplained} unexplained, "
-                f"{len(game.differences) - unexplained} known-cause differences"
+                f"{len(game.differences) - unexplained} known-cause differences\n"
             )
-            lines.extend(f"  {difference.describe()}" for difference in game.differences)
-        return "\n".join(lines) + "\n"
+            handle.writelines(f"  {difference.describe()}\n" for difference in game.differences)
 
-    def to_json(self, extra: Mapping[str, object] | None = None) -> str:
-        document = {
-            "summary": self.headline(),
-            "unexplained": len(self.unexplained),
-            "games": [
-                {
-                    "game_id": f"{game.game_id:010d}",
-                    "box_score": game.source or None,
-                    "lines_compared": game.subjects,
-                    "differences": [asdict(difference) for difference in game.differences],
-                }
-                for game in self.games
-            ],
-            **(extra or {}),
-        }
-        return json.dumps(document, indent=2) + "\n"
+    def write_json(self, handle: IO[str], extra: Mapping[str, object] | None = None) -> None:
+        """One JSON document, written a game at a time."""
+        head = {"summary": self.headline(), "unexplained": self.unexplained_count, **(extra or {})}
+        handle.write(json.dumps(head, indent=2)[:-2] + ',\n  "games": [')
+        for number, game in enumerate(self.games()):
+            entry = {
+                "game_id": f"{game.game_id:010d}",
+                "box_score": game.source or None,
+                "lines_compared": game.subjects,
+                "differences": [asdict(difference) for difference in game.differences],
+            }
+            handle.write(("," if number else "") + "\n    " + json.dumps(entry))
+        handle.write("\n  ]\n}\n")
 
 
 class ReconciliationError(FeedError):
@@ -153,12 +181,10 @@ class ReconciliationError(FeedError):
 
     def __init__(self, reconciliation: Reconciliation) -> None:
         self.reconciliation = reconciliation
-        unexplained = reconciliation.unexplained
-        first = "; ".join(difference.describe() for difference in unexplained[:FIRST_SHOWN])
-        more = f" (and {len(unexplained) - FIRST_SHOWN} more)" if len(unexplained) > FIRST_SHOWN else ""
-        super().__init__(
-            f"{len(unexplained)} unexplained differences between the play-by-play and the box score: {first}{more}"
-        )
+        count = reconciliation.unexplained_count
+        first = "; ".join(difference.describe() for difference in reconciliation.unexplained[:FIRST_SHOWN])
+        more = f" (and {count - FIRST_SHOWN} more)" if count > FIRST_SHOWN else ""
+        super().__init__(f"{count} unexplained differences between the play-by-play and the box score: {first}{more}")
 
 
 def _team_difference(
@@ -181,24 +207,33 @@ def _team_difference(
     return box[stat], cause if explained else None
 
 
-def _compare(connection: Any, game_id: int, box: BoxScore) -> GameResult:
+@dataclass
+class _Loaded:
+    """A batch of games' loaded lines: per game, (kind, subject) -> stats, and team id -> team-only counts."""
+
+    lines: dict[int, dict[tuple[str, int], dict[str, int]]] = field(default_factory=dict)
+    team_only: dict[int, dict[int, tuple[int, int, int]]] = field(default_factory=dict)
+
+
+def _loaded(connection: Any, game_ids: list[int]) -> _Loaded:
+    loaded = _Loaded()
+    for row in connection.execute(_LINES, (game_ids,)).fetchall():
+        game = loaded.lines.setdefault(int(row[0]), {})
+        game[(str(row[1]), int(row[2]))] = dict(zip(STATS, row[3:], strict=True))
+    for game_id, team, oreb, dreb, turnovers in connection.execute(_TEAM_ONLY, (game_ids,)).fetchall():
+        loaded.team_only.setdefault(int(game_id), {})[int(team)] = (int(oreb), int(dreb), int(turnovers))
+    return loaded
+
+
+def _compare(connection: Any, game_id: int, box: BoxScore, loaded: _Loaded) -> GameResult:
     result = GameResult(game_id, box.source)
-    rows = connection.execute(_LINES, (game_id,)).fetchall()
-    pbp_lines = {(row[0], int(row[1])): dict(zip(STATS, row[2:], strict=True)) for row in rows}
-    team_only = {
-        int(row[0]): (int(row[1]), int(row[2]), int(row[3]))
-        for row in connection.execute(_TEAM_ONLY, (game_id,)).fetchall()
-    }
+    pbp_lines = loaded.lines.get(game_id, {})
+    team_only = loaded.team_only.get(game_id, {})
     box_lines = {(line.subject_kind, line.subject_id): line.stats for line in box.lines}
     subjects = sorted(pbp_lines.keys() | box_lines.keys(), key=lambda key: (key[0] != "t", key[1]))
-    players = [subject for kind, subject in subjects if kind == "p"]
-    teams = [subject for kind, subject in subjects if kind == "t"]
-    names = {
-        (str(kind), int(subject)): str(name)
-        for kind, subject, name in connection.execute(_NAMES, {"players": players, "teams": teams}).fetchall()
-    }
     zeros = dict.fromkeys(STATS, 0)
     result.subjects = len(subjects)
+    found: list[tuple[str, int, str, int, int, str | None]] = []
     for kind, subject in subjects:
         pbp, stats = pbp_lines.get((kind, subject), zeros), box_lines.get((kind, subject), zeros)
         given: dict[str, int | None] = {
@@ -211,11 +246,31 @@ def _compare(connection: Any, game_id: int, box: BoxScore) -> GameResult:
             else:
                 box_value, cause = stats[stat], None
             if pbp[stat] != box_value:
-                name = names.get((kind, subject), f"{'player' if kind == 'p' else 'team'} {subject}")
-                result.differences.append(
-                    Difference(game_id, kind, subject, name, stat, pbp[stat], box_value, pbp[stat] - box_value, cause)
-                )
+                found.append((kind, subject, stat, pbp[stat], box_value, cause))
+    if found:  # names only for what differs: most games have few differences, many have none
+        players = [subject for kind, subject, *_ in found if kind == "p"]
+        teams = [subject for kind, subject, *_ in found if kind == "t"]
+        names = {
+            (str(kind), int(subject)): str(name)
+            for kind, subject, name in connection.execute(_NAMES, {"players": players, "teams": teams}).fetchall()
+        }
+        for kind, subject, stat, pbp_value, box_value, cause in found:
+            name = names.get((kind, subject), f"{'player' if kind == 'p' else 'team'} {subject}")
+            result.differences.append(
+                Difference(game_id, kind, subject, name, stat, pbp_value, box_value, pbp_value - box_value, cause)
+            )
     return result
+
+
+def _batches(games: Iterable[tuple[int, Sequence[BoxScore]]]) -> Iterator[list[tuple[int, Sequence[BoxScore]]]]:
+    batch: list[tuple[int, Sequence[BoxScore]]] = []
+    for game in games:
+        batch.append(game)
+        if len(batch) >= BATCH_GAMES:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def reconcile(connection: Any, games: Iterable[tuple[int, Sequence[BoxScore]]]) -> Reconciliation:
@@ -224,9 +279,11 @@ def reconcile(connection: Any, games: Iterable[tuple[int, Sequence[BoxScore]]]) 
     `games` is (game id, box scores) per game, consumed one at a time.
     """
     reconciliation = Reconciliation()
-    for game_id, boxes in games:
-        if not boxes:
-            reconciliation.games.append(GameResult(game_id, ""))
-        for box in boxes:
-            reconciliation.games.append(_compare(connection, game_id, box))
+    for batch in _batches(games):
+        loaded = _loaded(connection, [game_id for game_id, boxes in batch if boxes])
+        for game_id, boxes in batch:
+            if not boxes:
+                reconciliation.add(GameResult(game_id, ""))
+            for box in boxes:
+                reconciliation.add(_compare(connection, game_id, box, loaded))
     return reconciliation
