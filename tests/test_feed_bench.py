@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def test_a_small_run_reports_every_import(server: ThrowawayServer, tmp_path: Pat
     for run in [*result.sizes, *result.local, *result.s3]:
         assert run.seconds > 0
         assert 20 < run.peak_rss_mb < 10_000  # a Python process, in MB (not kB)
+        assert 10 < run.peak_memory_mb < 10_000
     assert result.s3_ratio == pytest.approx(bench.median_seconds(result.s3) / bench.median_seconds(result.local))
     assert result.written["games"] == 3
     assert result.written["events"] == sum(events)
@@ -56,7 +58,7 @@ def test_a_small_run_reports_every_import(server: ThrowawayServer, tmp_path: Pat
     markdown = bench.render_markdown(result, "temporaldb bench-import --games 3")
     expected = [
         "- command: `temporaldb bench-import --games 3`", "| local JSON, 3 games, end to end (median of 2) |",
-        "| peak RSS of the import, every run |", "| S3 / local, 2 games (medians) |",
+        "| peak memory of the import and its workers, every run |", "| S3 / local, 2 games (medians) |",
         f"| local | 3 | {sum(events):,} |", "| s3 | 2 |",
     ]  # fmt: skip
     assert [text for text in expected if text not in markdown] == []
@@ -88,3 +90,17 @@ def test_the_command_parses_its_options() -> None:
     assert (args.games, args.sizes, args.s3_games, args.repeat, args.results) == (50, [10, 20], 100, 3, Path("r.md"))
     with pytest.raises(SystemExit):
         parser.parse_args(["bench-import", "--sizes", "ten"])
+
+
+def test_measure_counts_the_memory_of_worker_processes(tmp_path: Path) -> None:
+    """Two children holding 80 MB at once: the tree's PSS is their sum, which is what the machine must have
+    (ru_maxrss is one process's peak at most: wait4 folds reaped children in by maximum)."""
+    holder = "import time; block = b'x' * (80 * 1024 * 1024); time.sleep(1.5)"
+    parent = (
+        "import subprocess, sys; children = [subprocess.Popen([sys.executable, '-c', "
+        f"{holder!r}]) for _ in range(2)]; [child.wait() for child in children]"
+    )
+    usage = tmp_path / "usage.json"
+    assert bench.measure(str(usage), [sys.executable, "-c", parent]) == 0
+    measured = json.loads(usage.read_text(encoding="utf-8"))
+    assert measured["tree_pss_kb"] > 160 * 1024

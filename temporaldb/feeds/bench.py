@@ -70,6 +70,9 @@ class ImportRun:
     events: int
     seconds: float
     peak_rss_mb: float
+    """The import process's own ru_maxrss."""
+    peak_memory_mb: float = 0.0
+    """The peak of the PSS summed over the import and its worker processes (sampled)."""
 
     @property
     def events_per_second(self) -> float:
@@ -222,23 +225,62 @@ def run_import(
     stored = _stored_events(dsn)
     if stored != events:
         raise RuntimeError(f"the import reported {events:,} events but nba.play_by_play holds {stored:,}")
-    return ImportRun(source, games, events, round(measured["seconds"], 3), round(measured["maxrss_kb"] / 1024, 1))
+    return ImportRun(
+        source, games, events, round(measured["seconds"], 3), round(measured["maxrss_kb"] / 1024, 1),
+        round(measured["tree_pss_kb"] / 1024, 1),
+    )  # fmt: skip
+
+
+def _descendants(pid: int) -> list[int]:
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            text = Path(f"/proc/{current}/task/{current}/children").read_text(encoding="ascii")
+        except OSError:
+            continue
+        queue.extend(int(child) for child in text.split())
+    return found
+
+
+def _tree_pss_kb(pid: int) -> int:
+    """The proportional set size of `pid` and its descendants (the import's worker processes): memory
+    shared between them (a forkserver's copied pages) counts once."""
+    total = 0
+    for member in _descendants(pid):
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text(encoding="ascii")
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+    return total
 
 
 def measure(usage_file: str, command: Sequence[str]) -> int:
-    """Run `command`, write its wall time and its own peak RSS to `usage_file` (JSON); its exit code.
+    """Run `command`, write its wall time, its own peak RSS and the peak PSS of it and its worker processes
+    to `usage_file` (JSON); its exit code.
 
     The benchmark runs each import through this, in a small process of its own (`python -m
     temporaldb.feeds.bench USAGE_FILE COMMAND...`): a child's ru_maxrss starts from the RSS of the process it
     was spawned from (Linux carries the pre-exec memory's high-water mark over exec), so an import spawned by
     the benchmark itself would report the benchmark's memory (moto's objects, the data written) when larger.
+    The import's worker processes are not in its ru_maxrss: the tree's PSS is sampled every 0.1 s.
     """
     started = time.perf_counter()
     process = subprocess.Popen(command)
-    _, status, usage = os.wait4(process.pid, 0)
+    peak_tree_kb = 0
+    while True:
+        waited, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if waited:
+            break
+        peak_tree_kb = max(peak_tree_kb, _tree_pss_kb(process.pid))
+        time.sleep(0.1)
     seconds = time.perf_counter() - started
-    Path(usage_file).write_text(json.dumps({"seconds": seconds, "maxrss_kb": usage.ru_maxrss}), encoding="utf-8")
-    return os.waitstatus_to_exitcode(status)
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    measured = {"seconds": seconds, "maxrss_kb": usage.ru_maxrss, "tree_pss_kb": peak_tree_kb}
+    Path(usage_file).write_text(json.dumps(measured), encoding="utf-8")
+    return process.returncode
 
 
 # ---------------------------------------------------------------------------------------------------- S3
@@ -425,13 +467,14 @@ class Target:
 
 
 def targets(result: ImportBench) -> list[Target]:
-    main, peak = result.main, max(run.peak_rss_mb for run in [*result.sizes, *result.local, *result.s3])
+    runs = [*result.sizes, *result.local, *result.s3]
+    main, peak = result.main, max(max(run.peak_rss_mb, run.peak_memory_mb) for run in runs)
     ratio = result.s3_ratio
     speed = f">= {TARGET_EVENTS_PER_SECOND:,} events/s"
     return [
         Target(f"local JSON, {main.games:,} games, end to end (median of {result.repeats})", speed,
                f"{main.events_per_second:,.0f} events/s", main.events_per_second >= TARGET_EVENTS_PER_SECOND),
-        Target("peak RSS of the import, every run", f"<= {TARGET_PEAK_RSS_MB} MB", f"{peak:.0f} MB",
+        Target("peak memory of the import and its workers, every run", f"<= {TARGET_PEAK_RSS_MB} MB", f"{peak:.0f} MB",
                peak <= TARGET_PEAK_RSS_MB),
         Target(f"S3 / local, {result.s3[0].games if result.s3 else 0} games (medians)", f"<= {TARGET_S3_RATIO:g}x",
                f"{ratio:.2f}x", ratio <= TARGET_S3_RATIO),
@@ -440,7 +483,7 @@ def targets(result: ImportBench) -> list[Target]:
 
 def _run_row(run: ImportRun) -> str:
     return (f"| {run.source} | {run.games:,} | {run.events:,} | {run.seconds:.1f} | {run.events_per_second:,.0f} | "
-            f"{run.peak_rss_mb:.0f} |")  # fmt: skip
+            f"{run.peak_rss_mb:.0f} | {run.peak_memory_mb:.0f} |")  # fmt: skip
 
 
 def render_markdown(result: ImportBench, command: str) -> str:
@@ -467,8 +510,8 @@ def render_markdown(result: ImportBench, command: str) -> str:
         "",
         "## Every import (`temporaldb import SOURCE --strict`, a child process, wall time end to end)",
         "",
-        "| source | games | events | seconds | events/s | peak RSS MB |",
-        "|---|---|---|---|---|---|",
+        "| source | games | events | seconds | events/s | peak RSS MB | peak PSS with workers MB |",
+        "|---|---|---|---|---|---|---|",
         *(_run_row(run) for run in result.sizes),
         *(_run_row(run) for pair in zip(result.local, result.s3, strict=True) for run in pair),
         "",
@@ -481,7 +524,9 @@ def render_markdown(result: ImportBench, command: str) -> str:
         "nba.play_by_play after it; time: the import process's wall time from start to exit (Python start-up, "
         "reading, parsing, the canonical folder, COPY, stat lines, ANALYZE, reconciliation, commit).",
         "- peak RSS: the import process's own ru_maxrss, taken by a small wrapper process (`measure`): a child "
-        "spawned by the benchmark itself would inherit the benchmark's high-water mark.",
+        "spawned by the benchmark itself would inherit the benchmark's high-water mark. Peak PSS with workers: the "
+        "proportional set size of the import and its worker processes (one per core), summed, sampled every "
+        "0.1 s; the memory target applies to the larger of the two.",
         "- The input is read from the page cache (written just before, or reused). moto's S3 server runs in the "
         "benchmark's process: its HTTP handling competes with the import and PostgreSQL for the same cores.",
         f"- The machine is shared with other work; the events/s figure is the median of {result.repeats} runs, the "
