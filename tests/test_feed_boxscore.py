@@ -232,6 +232,35 @@ def test_an_unfinished_game_is_refused_but_its_facts_are_read() -> None:
         boxscore.box_score(live, "live_box.json")
 
 
+@pytest.mark.parametrize(
+    ("name", "with_summary"),
+    [(name, False) for name in BOXES] + [("traditional_v2.json", True), ("traditional_v3.json", True)],
+)
+def test_box_score_and_facts_reads_a_box_once_for_both(name: str, with_summary: bool) -> None:
+    given = summary() if with_summary else None
+    reading = boxscore.box_score_and_facts(load(name), name, summary=given)
+    assert reading.box_score == boxscore.box_score(load(name), name, summary=given)
+    assert reading.facts == boxscore.facts(load(name), name, summary=given)
+    assert reading.partial is None
+
+
+def test_box_score_and_facts_of_a_partial_box_gives_the_facts_and_the_reason() -> None:
+    reading = boxscore.box_score_and_facts(load("traditional_v2_range.json"), "range.json", summary=summary())
+    assert reading.box_score is None
+    assert reading.facts == boxscore.facts(load("traditional_v2_range.json"), "range.json", summary=summary())
+    with pytest.raises(PartialBoxScoreError) as excinfo:
+        boxscore.box_score(load("traditional_v2_range.json"), "range.json", summary=summary())
+    assert isinstance(reading.partial, PartialBoxScoreError)
+    assert str(reading.partial) == str(excinfo.value)
+    # Any other refusal is raised, as box_score raises it
+    document = load("summary_v2.json")
+    set_cell(document, "OtherStats", "TEAM_TURNOVERS", 2, row=1)
+    with pytest.raises(FeedError, match="TOTAL_TURNOVERS 5 - TO 4 = 1, but TEAM_TURNOVERS is 2"):
+        boxscore.box_score_and_facts(load("traditional_v2.json"), "box.json", summary=summary(document))
+    with pytest.raises(FeedError, match="box score of game 0021900101, expected game 0021900102"):
+        boxscore.box_score_and_facts(load("live_box.json"), "live_box.json", expect_game_id="0021900102")
+
+
 # ---------------------------------------------------------------------------------------------------- range boxes
 
 

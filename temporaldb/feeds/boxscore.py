@@ -113,6 +113,17 @@ class BoxFacts:
     """Whether the game is over, when a status is given."""
 
 
+@dataclass(frozen=True)
+class BoxReading:
+    """One box document read once (`box_score_and_facts`): what `box_score` and `facts` give for it."""
+
+    box_score: BoxScore | None
+    """The end-of-game box score; None when the box is partial."""
+    facts: BoxFacts
+    partial: PartialBoxScoreError | None
+    """Why the box is not an end-of-game box score (what `box_score` raises), or None."""
+
+
 @dataclass
 class _Box:
     """One parsed box document, before it is checked as an end-of-game box score."""
@@ -131,6 +142,8 @@ class _Box:
     status_text: str = ""
     game_date: dt.date | None = None
     tipoff_at: dt.datetime | None = None
+    listed: set[int] = field(default_factory=set)
+    """The ids of `players`, to refuse a player listed twice without a scan per player."""
 
     def team_line(self, team_id: int) -> BoxLine:
         return next(line for line in self.lines if line.subject_kind == "t" and line.subject_id == team_id)
@@ -192,9 +205,36 @@ def box_score(
     another game or other teams; PartialBoxScoreError for a box that is not the whole, finished game.
     """
     box = _combined(document, source, summary, expect_game_id)
-    problem = _partial(box, summary)
-    if problem:
-        raise PartialBoxScoreError(f"{box.source}: {problem}; refused as an end-of-game box score")
+    partial = _partial_error(box, summary)
+    if partial is not None:
+        raise partial
+    return _box_score(box, summary)
+
+
+def facts(
+    document: object, source: str, *, summary: Summary | None = None, expect_game_id: int | str | None = None
+) -> BoxFacts:
+    """The game, teams and players a box document (and its summary) names; partial boxes are read too."""
+    return _facts(_combined(document, source, summary, expect_game_id), summary)
+
+
+def box_score_and_facts(
+    document: object, source: str, *, summary: Summary | None = None, expect_game_id: int | str | None = None
+) -> BoxReading:
+    """`box_score` and `facts` of one box document from a single reading of it, for an importer that needs both.
+
+    Raises what `box_score` raises, except PartialBoxScoreError: a partial box gives its facts with the error in
+    `partial` (and no box score), as `facts` reads such a box.
+    """
+    box = _combined(document, source, summary, expect_game_id)
+    facts = _facts(box, summary)  # before _box_score, which completes the box's team turnovers from the summary
+    partial = _partial_error(box, summary)
+    if partial is not None:
+        return BoxReading(None, facts, partial)
+    return BoxReading(_box_score(box, summary), facts, None)
+
+
+def _box_score(box: _Box, summary: Summary | None) -> BoxScore:
     if summary is not None:
         box.team_turnovers = _summary_turnovers(box, summary)
     return BoxScore(
@@ -206,11 +246,7 @@ def box_score(
     )
 
 
-def facts(
-    document: object, source: str, *, summary: Summary | None = None, expect_game_id: int | str | None = None
-) -> BoxFacts:
-    """The game, teams and players a box document (and its summary) names; partial boxes are read too."""
-    box = _combined(document, source, summary, expect_game_id)
+def _facts(box: _Box, summary: Summary | None) -> BoxFacts:
     by_id = {team.team_id: team for team in box.teams}
     home = by_id.get(box.home_id) if box.home_id is not None else None
     away = next((team for team in box.teams if team is not home), None) if home else None
@@ -351,6 +387,13 @@ def _summary_turnovers(box: _Box, summary: Summary) -> dict[int, int]:
         if chosen is not None:
             team_turnovers[team.team_id] = chosen
     return team_turnovers
+
+
+def _partial_error(box: _Box, summary: Summary | None) -> PartialBoxScoreError | None:
+    problem = _partial(box, summary)
+    if not problem:
+        return None
+    return PartialBoxScoreError(f"{box.source}: {problem}; refused as an end-of-game box score")
 
 
 def _partial(box: _Box, summary: Summary | None) -> str | None:
@@ -553,7 +596,10 @@ def _camel_stats(
         if stat in skip:
             continue
         value = statistics.get(key)
-        stats[stat] = 0 if value is None and absent_is_zero else _count(value, source, f"{where} {key}")
+        if type(value) is int and value >= 0:  # most values: read without the checks (and the message) _count has
+            stats[stat] = value
+        else:
+            stats[stat] = 0 if value is None and absent_is_zero else _count(value, source, f"{where} {key}")
     return stats
 
 
@@ -561,8 +607,9 @@ def _camel_stats(
 
 
 def _add_player(box: _Box, player: FeedPlayer, stats: dict[str, int], played: bool) -> None:
-    if any(known.player_id == player.player_id for known in box.players):
+    if player.player_id in box.listed:
         raise FeedError(f"{box.source}: player {player.player_id} is listed twice")
+    box.listed.add(player.player_id)
     box.players.append(player)
     if played:
         box.played.add(player.player_id)

@@ -130,12 +130,13 @@ def _boxes_and_facts(
     for item in documents.traditional + documents.live_boxes:
         with_summary = summary if item.kind != "live_box" else None
         document, name = item.ref.read().document, item.ref.name
-        try:
-            boxes.append(boxscore.box_score(document, name, summary=with_summary))
-            whole.append(boxscore.facts(document, name, summary=with_summary))
-        except boxscore.PartialBoxScoreError as error:
-            notes.append(f"{error} (used for names only, not reconciled)")
-            partial.append(boxscore.facts(document, name, summary=with_summary))
+        reading = boxscore.box_score_and_facts(document, name, summary=with_summary)
+        if reading.box_score is None:
+            notes.append(f"{reading.partial} (used for names only, not reconciled)")
+            partial.append(reading.facts)
+        else:
+            boxes.append(reading.box_score)
+            whole.append(reading.facts)
     facts = whole + partial
     return boxes, (facts[0] if facts else None), summary
 

@@ -54,11 +54,13 @@ Other rules:
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 import re
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
 
 from temporaldb.feeds.model import (
     NON_PERSONAL_FOUL_KINDS,
@@ -145,6 +147,8 @@ _SECONDARY_NAMES: Final = (
     ("assistPersonId", "assistPlayerNameInitial"), ("stealPersonId", "stealPlayerName"),
     ("blockPersonId", "blockPlayerName"), ("jumpBallWonPersonId", "jumpBallWonPlayerName"),
 )  # fmt: skip
+_UNKNOWN: Final = ""
+"""The rule of an action ACTIONS does not name: reported once every action has been read."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,9 +156,9 @@ _SECONDARY_NAMES: Final = (
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Row:
-    """One action, checked and normalized."""
+class _Row(NamedTuple):
+    """One action, checked and normalized. Every value a later step compares is read from the action here, once:
+    the steps after this go over the rows several times (a game has about 550)."""
 
     position: int
     number: int
@@ -164,24 +168,21 @@ class _Row:
     wall: dt.datetime
     action: str
     sub: str
+    kind: str  # sub in lower case, as ACTIONS and the rules compare it
     descriptor: str
-    qualifiers: frozenset[str]
     team: int | None
     tricode: str | None
     person: int | None
-    fields: Mapping[str, object]
+    rule: str  # ACTIONS' rule, or _UNKNOWN
+    shot_result: str | None
+    assist: int | None
+    block: int | None
+    steal: int | None
+    fields: Mapping[str, object]  # the action, for what few rows read (names, scores, shotActionNumber...)
 
     @property
     def key(self) -> str:
         return f"live:{self.action} {self.sub}".rstrip()
-
-    def person_field(self, name: str) -> int | None:
-        value = self.fields.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value != 0 else None
-
-    def text(self, name: str) -> str | None:
-        value = self.fields.get(name)
-        return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _mapping(value: object) -> Mapping[str, object] | None:
@@ -206,6 +207,8 @@ def looks_like(document: object) -> bool:
 
 
 def _whole(value: object) -> int | None:
+    if type(value) is int:  # JSON's ints, most values, before the checks other types need
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -215,8 +218,22 @@ def _whole(value: object) -> int | None:
     return None
 
 
+def _person(value: object) -> int | None:
+    """A person id field: a whole number other than 0 (the feed's "nobody")."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value != 0 else None
+
+
+def _text(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    stripped = value.strip()
+    return stripped or None
+
+
+@functools.lru_cache(maxsize=8192)
 def _clock(text: str) -> str:
-    """'PT11M48.00S' -> '11:48'; 'PT00M02.20S' -> '00:02.2'."""
+    """'PT11M48.00S' -> '11:48'; 'PT00M02.20S' -> '00:02.2'. Cached: actions share their clocks, within a game
+    (a block and its miss, free throws, substitutions) and across games (a few thousand in all)."""
     match = _CLOCK.match(text)
     if match is None or int(match[2]) > 59:
         raise ValueError(f"clock {text!r} is not PT<m>M<s>S")
@@ -236,28 +253,51 @@ def _wall(text: object) -> dt.datetime:
     return moment.astimezone(dt.UTC)
 
 
+@functools.lru_cache(maxsize=4096)
+def _kind(action: str, sub: object, descriptor: object) -> tuple[str, str, str, str, str]:
+    """The actionType, subType, subType in lower case, descriptor and ACTIONS rule of an action, normalized.
+    Cached: a game has a few dozen spellings of these, across about 550 actions."""
+    action = action.strip().lower()
+    sub_type = str(sub or "").strip()
+    kind = sub_type.lower()
+    rule = ACTIONS.get((action, kind)) or ACTIONS.get((action, ANY)) or _UNKNOWN
+    return action, sub_type, kind, str(descriptor or "").strip(), rule
+
+
 def _read_row(position: int, value: object, source: str) -> _Row:
-    fields = _mapping(value)
-    number = _whole(fields.get("actionNumber")) if fields is not None else None
-    where = f"{source}: action {number}" if number is not None else f"{source}: actions[{position}]"
-    if fields is None or number is None:
-        raise FeedError(f"{where}: not an action with an actionNumber")
-    action, period, raw_clock = fields.get("actionType"), _whole(fields.get("period")), fields.get("clock")
+    # The common cases (a dict, an int, a str, an absent key) are tested inline before the general helpers: this
+    # runs once per action, and a call per value was most of the time of an import.
+    fields = value if type(value) is dict else _mapping(value)
+    if fields is None:
+        raise FeedError(f"{source}: actions[{position}]: not an action with an actionNumber")
+    get = fields.get
+    number = get("actionNumber")
+    number = number if type(number) is int else _whole(number)
+    if number is None:
+        raise FeedError(f"{source}: actions[{position}]: not an action with an actionNumber")
+    action, period, raw_clock = get("actionType"), get("period"), get("clock")
+    period = period if type(period) is int else _whole(period)
     if not isinstance(action, str) or not action or period is None or period < 1 or not isinstance(raw_clock, str):
-        raise FeedError(f"{where}: needs actionType, period (1 or more) and clock")
+        raise FeedError(f"{source}: action {number}: needs actionType, period (1 or more) and clock")
     try:
-        clock, wall = _clock(raw_clock), _wall(fields.get("timeActual"))
+        clock, wall = _clock(raw_clock), _wall(get("timeActual"))
     except ValueError as error:
-        raise FeedError(f"{where}: {error}") from None
-    qualifiers = fields.get("qualifiers")
-    tricode = fields.get("teamTricode")
-    return _Row(
-        position, number, period, clock, raw_clock, wall, action.strip().lower(),
-        str(fields.get("subType") or "").strip(), str(fields.get("descriptor") or "").strip(),
-        frozenset(str(item) for item in qualifiers) if isinstance(qualifiers, list) else frozenset(),
-        _whole(fields.get("teamId")) or None, tricode if isinstance(tricode, str) and tricode else None,
-        _whole(fields.get("personId")) or None, fields,
-    )  # fmt: skip
+        raise FeedError(f"{source}: action {number}: {error}") from None
+    sub, descriptor = get("subType"), get("descriptor")
+    if (sub is None or type(sub) is str) and (descriptor is None or type(descriptor) is str):
+        action, sub, kind, descriptor, rule = _kind(action, sub, descriptor)
+    else:  # not a key of the cache (1 and True are equal keys, but their subTypes "1" and "True" are not)
+        action, sub, kind, descriptor, rule = _kind.__wrapped__(action, sub, descriptor)
+    team, tricode, person = get("teamId"), get("teamTricode"), get("personId")
+    team = (team if type(team) is int else _whole(team)) or None
+    person = (person if type(person) is int else _whole(person)) or None
+    result, assist, block, steal = get("shotResult"), get("assistPersonId"), get("blockPersonId"), get("stealPersonId")
+    return _Row._make((
+        position, number, period, clock, raw_clock, wall, action, sub, kind, descriptor, team,
+        tricode if isinstance(tricode, str) and tricode else None, person, rule,
+        None if result is None else _text(result), None if assist is None else _person(assist),
+        None if block is None else _person(block), None if steal is None else _person(steal), fields,
+    ))  # fmt: skip
 
 
 def _read_rows(game: Mapping[str, object], source: str) -> list[_Row]:
@@ -266,10 +306,11 @@ def _read_rows(game: Mapping[str, object], source: str) -> list[_Row]:
         raise FeedError(f"{source}: game.actions is not a list")
     rows = [_read_row(position, action, source) for position, action in enumerate(actions)]
     for row in rows:
-        _rule(row, source)  # an unknown action is reported before anything else
-    numbers = Counter(row.number for row in rows)
-    repeated = sorted(number for number, count in numbers.items() if count > 1)
-    if repeated:
+        if row.rule == _UNKNOWN:  # an unknown action is reported before anything else
+            raise FeedError(f"{source}: action {row.number}: unknown actionType/subType {row.action!r}/{row.sub!r}")
+    if len({row.number for row in rows}) != len(rows):
+        numbers = Counter(row.number for row in rows)
+        repeated = sorted(number for number, count in numbers.items() if count > 1)
         raise FeedError(f"{source}: actionNumber {repeated[0]} appears {numbers[repeated[0]]} times")
     return rows
 
@@ -289,41 +330,54 @@ def _declared_sides(game: Mapping[str, object]) -> dict[str, Mapping[str, object
     return sides
 
 
-def _tricodes(rows: Sequence[_Row], source: str) -> dict[int, str | None]:
-    tricodes: dict[int, str | None] = {}
-    for row in rows:
-        if row.team is None:
-            continue
-        known = tricodes.setdefault(row.team, row.tricode)
-        if row.tricode is not None and known not in (None, row.tricode):
-            raise FeedError(f"{source}: action {row.number}: team {row.team} is {row.tricode}, earlier {known}")
-        tricodes[row.team] = known or row.tricode
-    return tricodes
-
-
-def _scoring_sides(rows: Sequence[_Row], source: str) -> dict[int, str]:
-    """Team -> 'home' or 'away', from which of scoreHome / scoreAway its made shots and free throws raise."""
+def _sides_and_tricodes(rows: Sequence[_Row], source: str) -> tuple[dict[int, str], dict[int, str | None]]:
+    """Team -> 'home' or 'away', from which of scoreHome / scoreAway its made shots and free throws raise; and
+    team -> tricode. One pass for both: a scoring contradiction is reported before a tricode one, the first of
+    each in feed order, and scores are no longer read after a contradiction (as when it stopped the reading)."""
     sides: dict[int, str] = {}
-    before = (0, 0)
+    tricodes: dict[int, str | None] = {}
+    scoring_error: FeedError | None = None
+    tricode_error: FeedError | None = None
+    before_home = before_away = 0
+    raw_home: object = None
+    raw_away: object = None
     for row in rows:
-        home, away = _whole(row.fields.get("scoreHome")), _whole(row.fields.get("scoreAway"))
+        team, tricode = row.team, row.tricode
+        if team is not None and tricode_error is None:
+            known = tricodes.get(team)
+            if known is None:
+                tricodes[team] = tricode
+            elif tricode is not None and known != tricode:
+                tricode_error = FeedError(f"{source}: action {row.number}: team {team} is {tricode}, earlier {known}")
+        if scoring_error is not None:
+            continue
+        home_text, away_text = row.fields.get("scoreHome"), row.fields.get("scoreAway")
+        if type(home_text) is str and type(away_text) is str and home_text == raw_home and away_text == raw_away:
+            continue  # the score of the row before, read the same: nobody scored (most rows)
+        raw_home, raw_away = home_text, away_text
+        home, away = _whole(home_text), _whole(away_text)
         if home is None or away is None:
             continue
-        scored = (home > before[0], away > before[1])
-        before = (home, away)
-        made = (row.action in _SHOTS or row.action == "freethrow") and row.text("shotResult") == "Made"
-        if not made or row.team is None or scored[0] == scored[1]:
+        home_scored, away_scored = home > before_home, away > before_away
+        before_home, before_away = home, away
+        made = (row.action in _SHOTS or row.action == "freethrow") and row.shot_result == "Made"
+        if not made or team is None or home_scored == away_scored:
             continue
-        side = "home" if scored[0] else "away"
-        if sides.setdefault(row.team, side) != side:
-            raise FeedError(f"{source}: action {row.number}: team {row.team} scores for both home and away")
-    return sides
+        side = "home" if home_scored else "away"
+        if sides.setdefault(team, side) != side:
+            scoring_error = FeedError(f"{source}: action {row.number}: team {team} scores for both home and away")
+    if scoring_error is not None:
+        raise scoring_error
+    if tricode_error is not None:
+        raise tricode_error
+    return sides, tricodes
 
 
-def _home_away(game: Mapping[str, object], rows: Sequence[_Row], source: str) -> tuple[int, int]:
+def _home_away(game: Mapping[str, object], rows: Sequence[_Row], source: str) -> tuple[int, int, dict[int, str | None]]:
+    """Home, away, and each team's tricode."""
     declared = {side: _whole(team.get("teamId")) or 0 for side, team in _declared_sides(game).items()}
-    scored = _scoring_sides(rows, source)
-    teams = set(_tricodes(rows, source)) | {team for team in declared.values() if team}
+    scored, tricodes = _sides_and_tricodes(rows, source)
+    teams = set(tricodes) | {team for team in declared.values() if team}
     if len(teams) != 2:
         raise FeedError(f"{source}: the actions name {len(teams)} teams ({sorted(teams)}), not two")
     by_side: dict[str, set[int]] = {"home": set(), "away": set()}
@@ -339,7 +393,7 @@ def _home_away(game: Mapping[str, object], rows: Sequence[_Row], source: str) ->
     if not home_side and not away_side:
         raise FeedError(f"{source}: cannot tell home from away: no made basket and no game.homeTeam/awayTeam")
     home = next(iter(home_side)) if home_side else next(iter(teams - away_side))
-    return home, next(iter(teams - {home}))
+    return home, next(iter(teams - {home})), tricodes
 
 
 def _feed_team(
@@ -370,46 +424,37 @@ class _Links:
     """Position of the substitution row that completes a pair -> (out row, in row)."""
 
 
-def _is_target(row: _Row, credit: str) -> bool:
-    if credit == "block":
-        return row.action in _SHOTS and row.text("shotResult") == "Missed"
-    return row.action == "turnover" and bool(row.sub)
-
-
-def _link_credits(rows: Sequence[_Row], credit: str, id_field: str, links: _Links, source: str) -> None:
+def _link_credits(
+    credits: Sequence[_Row], at_moment: Mapping[tuple[int, str], list[_Row]], credit: str, links: _Links, source: str
+) -> None:
     """Each block (steal) row to the missed shot (turnover) at its period and clock that names the same player."""
-    at_moment: dict[tuple[int, str], list[_Row]] = defaultdict(list)
-    for row in rows:
-        if _is_target(row, credit):
-            at_moment[(row.period, row.raw_clock)].append(row)
     target = "missed shot" if credit == "block" else "turnover"
-    for row in (row for row in rows if row.action == credit):
+    named: Callable[[_Row], int | None] = operator.attrgetter(credit)  # the row's blockPersonId or stealPersonId
+    for row in credits:
         if row.person is None:
             raise FeedError(f"{source}: action {row.number}: a {credit} row with no personId")
         open_rows = [
-            t for t in at_moment[(row.period, row.raw_clock)]
+            t for t in at_moment.get((row.period, row.raw_clock), ())
             if t.position not in links.merged_rows and t.team != row.team
         ]  # fmt: skip
         open_rows.sort(key=lambda t: abs(t.position - row.position))
-        agreeing = [t for t in open_rows if t.person_field(id_field) == row.person]
-        silent = [t for t in open_rows if t.person_field(id_field) is None]
+        agreeing = [t for t in open_rows if named(t) == row.person]
+        silent = [t for t in open_rows if named(t) is None]
         if not agreeing and not silent:
-            named = f"; action {open_rows[0].number} names {open_rows[0].person_field(id_field)}" if open_rows else ""
+            named_by = f"; action {open_rows[0].number} names {named(open_rows[0])}" if open_rows else ""
             raise FeedError(f"{source}: action {row.number}: {credit} by {row.person} matches no {target} at "
-                            f"{row.clock} of period {row.period}{named}")  # fmt: skip
+                            f"{row.clock} of period {row.period}{named_by}")  # fmt: skip
         chosen = (agreeing or silent)[0]
-        if chosen.person_field(id_field) is None:
+        if named(chosen) is None:
             links.credited[chosen.position] = row.person
         links.merged_rows[chosen.position].append(row.number)
 
 
-def _pair_substitutions(rows: Sequence[_Row], links: _Links, source: str) -> None:
+def _pair_substitutions(substitutions: Sequence[_Row], links: _Links, source: str) -> None:
     """The k-th 'out' and the k-th 'in' of one team at one period and clock make one substitution."""
     waiting: dict[tuple[int, str, int, str], deque[_Row]] = defaultdict(deque)
-    for row in rows:
-        direction = row.sub.lower()
-        if row.action != "substitution" or direction not in ("in", "out"):
-            continue
+    for row in substitutions:
+        direction = row.kind
         if row.team is None or row.person is None:
             raise FeedError(f"{source}: action {row.number}: a substitution needs teamId and personId")
         partners = waiting[(row.period, row.raw_clock, row.team, "in" if direction == "out" else "out")]
@@ -426,10 +471,30 @@ def _pair_substitutions(rows: Sequence[_Row], links: _Links, source: str) -> Non
 
 
 def _link(rows: Sequence[_Row], source: str) -> _Links:
+    """Blocks, then steals, then substitutions, each in feed order; the rows they look at gathered in one pass."""
+    misses: dict[tuple[int, str], list[_Row]] = defaultdict(list)
+    turnovers: dict[tuple[int, str], list[_Row]] = defaultdict(list)
+    blocks: list[_Row] = []
+    steals: list[_Row] = []
+    substitutions: list[_Row] = []
+    for row in rows:
+        action = row.action
+        if action in _SHOTS:
+            if row.shot_result == "Missed":
+                misses[(row.period, row.raw_clock)].append(row)
+        elif action == "turnover":
+            if row.sub:
+                turnovers[(row.period, row.raw_clock)].append(row)
+        elif action == "block":
+            blocks.append(row)
+        elif action == "steal":
+            steals.append(row)
+        elif action == "substitution" and row.kind in ("in", "out"):
+            substitutions.append(row)
     links = _Links()
-    _link_credits(rows, "block", "blockPersonId", links, source)
-    _link_credits(rows, "steal", "stealPersonId", links, source)
-    _pair_substitutions(rows, links, source)
+    _link_credits(blocks, misses, "block", links, source)
+    _link_credits(steals, turnovers, "steal", links, source)
+    _pair_substitutions(substitutions, links, source)
     return links
 
 
@@ -437,29 +502,38 @@ def _person_teams(rows: Sequence[_Row], home: int, away: int, source: str) -> di
     """Person -> team, from the rows they act in and the secondary roles they play."""
     teams: dict[int, int] = {}
 
-    def place(person: int | None, team: int, row: _Row) -> None:
-        if person is not None and teams.setdefault(person, team) != team:
-            raise FeedError(f"{source}: action {row.number}: player {person} plays for {teams[person]} and {team}")
+    def fail(row: _Row, person: int, team: int) -> FeedError:
+        return FeedError(f"{source}: action {row.number}: player {person} plays for {teams[person]} and {team}")
 
+    place = teams.setdefault
     for row in rows:
-        if row.team is None:
+        team = row.team
+        if team is None:
             continue
-        other = away if row.team == home else home
-        place(row.person, row.team, row)
-        place(row.person_field("assistPersonId"), row.team, row)
-        place(row.person_field("blockPersonId"), other, row)
-        place(row.person_field("stealPersonId"), other, row)
+        # Most rows name one person: the secondary roles are tested before a call
+        if row.person is not None and place(row.person, team) != team:
+            raise fail(row, row.person, team)
+        if row.assist is not None and place(row.assist, team) != team:
+            raise fail(row, row.assist, team)
+        if row.block is not None or row.steal is not None:
+            other = away if team == home else home
+            if row.block is not None and place(row.block, other) != other:
+                raise fail(row, row.block, other)
+            if row.steal is not None and place(row.steal, other) != other:
+                raise fail(row, row.steal, other)
     return teams
 
 
 def _feed_names(rows: Sequence[_Row]) -> dict[int, str]:
     names: dict[int, str] = {}
     for row in rows:
-        if row.person is not None and row.text("playerNameI"):
-            names.setdefault(row.person, row.text("playerNameI") or "")
+        if row.person is not None:
+            name = _text(row.fields.get("playerNameI"))
+            if name:
+                names.setdefault(row.person, name)
     for row in rows:
         for id_field, name_field in _SECONDARY_NAMES:
-            person, name = row.person_field(id_field), row.text(name_field)
+            person, name = _person(row.fields.get(id_field)), _text(row.fields.get(name_field))
             if person is not None and name:
                 names.setdefault(person, name)
     return names
@@ -470,15 +544,10 @@ def _feed_names(rows: Sequence[_Row]) -> dict[int, str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _normal(text: str) -> str:
-    return _NOT_ALNUM.sub("", text.lower())
-
-
-def _rule(row: _Row, source: str) -> str:
-    rule = ACTIONS.get((row.action, row.sub.lower())) or ACTIONS.get((row.action, ANY))
-    if rule is None:
-        raise FeedError(f"{source}: action {row.number}: unknown actionType/subType {row.action!r}/{row.sub!r}")
-    return rule
+@functools.lru_cache(maxsize=1024)
+def _foul_kind(sub: str, descriptor: str) -> str | None:
+    """FOUL_KIND_BY_TYPE of a foul's subType and descriptor as the feed spells them; cached, few spellings recur."""
+    return FOUL_KIND_BY_TYPE.get((_NOT_ALNUM.sub("", sub.lower()), _NOT_ALNUM.sub("", descriptor.lower())))
 
 
 @dataclass
@@ -493,18 +562,17 @@ class _Builder:
     merged: Counter[str] = field(default_factory=Counter)
     last_wall: dt.datetime | None = None
     last_miss_team: int | None = None
-    by_number: dict[int, _Row] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.by_number = {row.number: row for row in self.rows}
+    by_number: dict[int, _Row] | None = None
+    """actionNumber -> row, built when a rebound without subType first needs it."""
 
     def run(self) -> None:
+        skipped, merged = self.skipped, self.merged
         for row in self.rows:
-            rule = _rule(row, self.source)
+            rule = row.rule
             if rule == "skip":
-                self.skipped[row.key] += 1
+                skipped[row.key] += 1
             elif rule == "merge":
-                self.merged[row.key] += 1
+                merged[row.key] += 1
             else:
                 HANDLERS[rule](self, row)
 
@@ -516,12 +584,19 @@ class _Builder:
         secondary: int | None = None, points: int = 0, is_three: bool = False, foul_kind: str | None = None,
         ft_value: int | None = None, numbers: Sequence[int] = (),
     ) -> None:  # fmt: skip
-        wall = row.wall if self.last_wall is None else max(row.wall, self.last_wall)
+        wall, last = row.wall, self.last_wall
+        if last is not None and last > wall:
+            wall = last
         self.last_wall = wall
-        numbers = numbers or (row.number, *self.links.merged_rows.get(row.position, ()))
-        source_id = "+".join(str(number) for number in numbers)
-        event = FeedEvent(row.period, row.clock, event_type, team, player, secondary, points, is_three, foul_kind)
-        self.events.append(replace(event, ft_value=ft_value, source_event_id=source_id, wall_clock=wall))
+        if numbers:
+            source_id = "+".join(map(str, numbers))
+        else:
+            merged = self.links.merged_rows.get(row.position)
+            source_id = "+".join(map(str, (row.number, *merged))) if merged else str(row.number)
+        self.events.append(
+            FeedEvent(row.period, row.clock, event_type, team, player, secondary, points, is_three, foul_kind,
+                      ft_value, source_id, wall)
+        )  # fmt: skip
 
     def team_of(self, row: _Row) -> int:
         team = row.team or (self.person_teams.get(row.person) if row.person is not None else None)
@@ -530,7 +605,7 @@ class _Builder:
         return team
 
     def result(self, row: _Row) -> bool:
-        result = row.text("shotResult")
+        result = row.shot_result
         if result not in ("Made", "Missed"):
             raise self.fail(row, f"shotResult {result!r} is neither Made nor Missed")
         if row.person is None:
@@ -539,6 +614,8 @@ class _Builder:
 
     def shooting_team(self, row: _Row) -> int:
         """The team of the missed shot a rebound follows: `shotActionNumber`, else the last miss before it."""
+        if self.by_number is None:
+            self.by_number = {row.number: row for row in self.rows}
         shot_number = _whole(row.fields.get("shotActionNumber"))
         shot = self.by_number.get(shot_number) if shot_number is not None else None
         team = shot.team if shot is not None and shot.team is not None else self.last_miss_team
@@ -548,17 +625,16 @@ class _Builder:
 
 
 def _period(builder: _Builder, row: _Row) -> None:
-    builder.emit(row, "period_start" if row.sub.lower() == "start" else "period_end", None)
+    builder.emit(row, "period_start" if row.kind == "start" else "period_end", None)
 
 
 def _field_goal(builder: _Builder, row: _Row) -> None:
     team, made, three = builder.team_of(row), builder.result(row), row.action == "3pt"
     if made:
-        assister = row.person_field("assistPersonId")
-        builder.emit(row, "fg_made", team, row.person, secondary=assister, points=3 if three else 2,
+        builder.emit(row, "fg_made", team, row.person, secondary=row.assist, points=3 if three else 2,
                      is_three=three)  # fmt: skip
         return
-    blocker = row.person_field("blockPersonId") or builder.links.credited.get(row.position)
+    blocker = row.block or builder.links.credited.get(row.position)
     builder.emit(row, "fg_missed", team, row.person, secondary=blocker, is_three=three)
     builder.last_miss_team = team
 
@@ -575,19 +651,21 @@ def _free_throw(builder: _Builder, row: _Row) -> None:
 
 def _rebound(builder: _Builder, row: _Row) -> None:
     team = builder.team_of(row)
-    kind = row.sub.lower()
+    kind = row.kind
     offensive = kind == "offensive" if kind else builder.shooting_team(row) == team
-    player = None if "team" in row.qualifiers else row.person  # personId 0 is None already
+    qualifiers = row.fields.get("qualifiers")
+    by_team = isinstance(qualifiers, list) and any(str(item) == "team" for item in qualifiers)
+    player = None if by_team else row.person  # personId 0 is None already
     builder.emit(row, "rebound_off" if offensive else "rebound_def", team, player)
 
 
 def _turnover(builder: _Builder, row: _Row) -> None:
-    stealer = row.person_field("stealPersonId") or builder.links.credited.get(row.position)
+    stealer = row.steal or builder.links.credited.get(row.position)
     builder.emit(row, "turnover", builder.team_of(row), row.person, secondary=stealer)
 
 
 def _foul(builder: _Builder, row: _Row) -> None:
-    kind = FOUL_KIND_BY_TYPE.get((_normal(row.sub), _normal(row.descriptor)))
+    kind = _foul_kind(row.sub, row.descriptor)
     if kind is None:
         raise builder.fail(row, f"unknown foul subType/descriptor {row.sub!r}/{row.descriptor!r}")
     player, roster = row.person, builder.roster
@@ -607,7 +685,7 @@ def _substitution(builder: _Builder, row: _Row) -> None:
 
 
 def _jump_ball(builder: _Builder, row: _Row) -> None:
-    winner = row.person_field("jumpBallWonPersonId")
+    winner = _person(row.fields.get("jumpBallWonPersonId"))
     if winner is None:
         builder.skipped["live:jumpball (no winner)"] += 1
         return
@@ -642,27 +720,34 @@ def _players(
     events: Sequence[FeedEvent], rows: Sequence[_Row], person_teams: Mapping[int, int],
     roster: Mapping[int, FeedPlayer] | None, source: str,
 ) -> tuple[FeedPlayer, ...]:  # fmt: skip
-    named = dict.fromkeys(
-        person for event in events for person in (event.player_id, event.secondary_player_id) if person is not None
-    )
+    named: dict[int, None] = {}  # in order of first mention
     team_of_event: dict[int, int] = {}
     for event in events:
-        if event.player_id is not None and event.team_id is not None:
-            team_of_event.setdefault(event.player_id, event.team_id)
+        player, secondary = event.player_id, event.secondary_player_id
+        if player is not None:
+            named[player] = None
+            if event.team_id is not None:
+                team_of_event.setdefault(player, event.team_id)
+        if secondary is not None:
+            named[secondary] = None
+    if roster is not None:  # names from the feed only for the message of a player off the roster
+        players = []
+        for person in named:
+            team = person_teams.get(person, team_of_event.get(person))
+            if person not in roster:
+                name = _feed_names(rows).get(person, "?")
+                raise FeedError(f"{source}: player {person} ({name}) is not on the roster")
+            if team is not None and roster[person].team_id != team:
+                raise FeedError(f"{source}: player {person} plays for {team}, the roster says {roster[person].team_id}")
+            players.append(roster[person])
+        return tuple(players)
     names = _feed_names(rows)
     players = []
     for person in named:
         team = person_teams.get(person, team_of_event.get(person))
-        if roster is not None:
-            if person not in roster:
-                raise FeedError(f"{source}: player {person} ({names.get(person, '?')}) is not on the roster")
-            if team is not None and roster[person].team_id != team:
-                raise FeedError(f"{source}: player {person} plays for {team}, the roster says {roster[person].team_id}")
-            players.append(roster[person])
-        elif team is None:
+        if team is None:
             raise FeedError(f"{source}: cannot tell the team of player {person}")
-        else:
-            players.append(FeedPlayer(person, names.get(person, str(person)), team))
+        players.append(FeedPlayer(person, names.get(person, str(person)), team))
     return tuple(players)
 
 
@@ -677,13 +762,12 @@ def parse(
         raise FeedError(f"{source}: not a live play-by-play document (no game.gameId)")
     kind = game_kind(game_id, source)
     rows = _read_rows(game, source)
-    home, away = _home_away(game, rows, source)
+    home, away, tricodes = _home_away(game, rows, source)
     person_teams = _person_teams(rows, home, away, source)
     builder = _Builder(rows, _link(rows, source), person_teams, roster, source)
     builder.run()
-    tricodes = _tricodes(rows, source)
-    starts = [row.wall for row in rows if row.action == "period" and row.sub.lower() == "start"]
-    tipoff_at = starts[0] if starts else rows[0].wall if rows else None
+    start = next((row.wall for row in rows if row.action == "period" and row.kind == "start"), None)
+    tipoff_at = start if start is not None else rows[0].wall if rows else None
     return FeedGame(
         game_id=kind.game_id, league=kind.league, season=kind.season, season_type=kind.season_type,
         home=_feed_team(home, "home", tricodes, game, teams), away=_feed_team(away, "away", tricodes, game, teams),
