@@ -516,8 +516,9 @@ def load_directory(
     events.csv ends up with exactly the events of this load. `before_commit`, if
     given, runs inside the load's transaction once everything is loaded and the
     stat lines are rebuilt, just before the commit: it may read the result (the
-    importer reconciles it with the box scores), and an exception it raises rolls
-    the whole load back. `checked_events` says events.csv was written with load_rows.EventChecker's lines
+    importer reconciles it with the box scores, reading the temp tables
+    changed_games and new_box, the changed games' box lines), and an exception it
+    raises rolls the whole load back. `checked_events` says events.csv was written with load_rows.EventChecker's lines
     (the importer checks each game's rows in its worker processes): it is copied without checking again.
     """
     if not folder.is_dir():

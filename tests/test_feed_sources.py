@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from temporaldb.feeds.model import FeedError
-from temporaldb.feeds.sources import read_sources
+from temporaldb.feeds.sources import decode, read_sources
 from tests import drill_fixtures
 
 BUCKET = "raw-feeds"
@@ -76,3 +78,38 @@ def test_s3_errors_name_the_prefix_or_object(bucket: Any, emulator: str) -> None
     bucket.put_object(Bucket=BUCKET, Key="bad/g.json", Body=b'{"cut": ')
     with pytest.raises(FeedError, match=rf"^s3://{BUCKET}/bad/g.json: cut off"):
         list(read_sources([f"s3://{BUCKET}/bad/"], endpoint_url=emulator))
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 5, max_value=2**70)
+    | st.floats()
+    | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, bom=st.booleans(), compressed=st.booleans())
+def test_decoding_equals_the_standard_library(value: object, bom: bool, compressed: bool) -> None:
+    """orjson parses first; whatever it gives must be what json.loads gives (big integers included)."""
+    raw = (b"\xef\xbb\xbf" if bom else b"") + json.dumps(value).encode()
+    document = decode("x.json", gzip.compress(raw) if compressed else raw).document
+    assert json.dumps(document) == json.dumps(json.loads(json.dumps(value)))  # as text: NaN, -0.0 and 1 vs 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=40) | st.text(max_size=40).map(str.encode))
+def test_any_bytes_decode_or_fail_as_the_standard_library_says(raw: bytes) -> None:
+    try:
+        expected: object = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        with pytest.raises(FeedError, match=r"^x\.json: (not UTF-8 text|not JSON|cut off|not a readable gzip)"):
+            decode("x.json", raw)
+        return
+    if raw[:2] != b"\x1f\x8b":
+        document = decode("x.json", raw).document
+        assert json.dumps(document) == json.dumps(expected)  # NaN compares unequal to itself, its text does not

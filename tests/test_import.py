@@ -21,9 +21,10 @@ import psycopg
 import pytest
 
 from temporaldb.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from temporaldb.feeds import command, importer, parallel
+from temporaldb.feeds import command, grouping, importer, parallel
 from temporaldb.feeds.model import FeedError
 from temporaldb.feeds.reconcile import Difference, GameResult, Reconciliation
+from temporaldb.feeds.sources import decode
 from tests import drill_fixtures
 from tests.test_load import fingerprint
 
@@ -104,13 +105,21 @@ def test_without_a_clock_in_the_feed_the_tipoff_is_an_assumption_and_said(
     assert row[0] == dt.datetime(2017, 3, 1, 0, 0, tzinfo=dt.UTC)
 
 
-def test_a_second_import_changes_nothing(database: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "import", str(PBP_V2), str(BOX_V2), "--dsn", database)[0] == EXIT_OK
+def test_a_second_import_changes_nothing(database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    assert run(capsys, "import", str(PBP_V2), str(BOX_V2), "--report", str(first), "--dsn", database)[0] == EXIT_OK
     before = fingerprint(database)
-    code, out, _ = run(capsys, "import", str(PBP_V2), str(BOX_V2), "--dsn", database)
+    code, out, _ = run(capsys, "import", str(PBP_V2), str(BOX_V2), "--report", str(second), "--dsn", database)
     assert code == EXIT_OK
     assert "0 new or changed, 0 removed" in out
     assert fingerprint(database) == before
+    # Reconciled from the load's own lines the first time (the game changed), from nba.event_credits the
+    # second (it did not): the same report.
+    assert (
+        json.loads(first.read_text(encoding="utf-8"))["games"]
+        == json.loads(second.read_text(encoding="utf-8"))["games"]
+    )
+    assert json.loads(second.read_text(encoding="utf-8"))["games"][0]["differences"]
 
 
 def test_a_reimport_replaces_events_the_feed_no_longer_has(
@@ -429,3 +438,23 @@ def test_the_reconciliation_spools_its_games_and_writes_them_back_whole(tmp_path
         document = json.loads(report.read_text(encoding="utf-8"))
         assert (document["unexplained"], document["outcome"], len(document["games"])) == (5000, "imported", 5000)
         assert document["games"][7]["differences"][4]["stat"] == "assists"
+
+
+def test_a_live_feed_cut_off_after_its_beginning_is_the_same_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first pass may know a live play-by-play from its first bytes; the rest is still read and checked."""
+    raw = LIVE.read_bytes()
+    cut = tmp_path / "live.json"
+    cut.write_bytes(raw[: len(raw) * 2 // 3])
+    assert grouping._from_head(grouping.DocumentRef(str(cut), cut), False, "auto") is not None
+    code, out, err = run(capsys, "import", str(cut), "--dsn", "postgresql:///never-reached")
+    assert (code, out) == (EXIT_BAD_INPUT, "")
+    with pytest.raises(FeedError) as decoding:
+        decode(str(cut), cut.read_bytes())
+    assert err.splitlines()[0] == f"temporaldb import: {decoding.value}"
+    # Recognised from its head or decoded whole, a document gets the same classification.
+    whole = grouping._classified((grouping.DocumentRef(str(LIVE), LIVE), False, "auto"))
+    decoded = grouping._kind_and_game(grouping.DocumentRef(str(LIVE), LIVE).read(), box_only=False, feed_format="auto")
+    assert (whole.from_head, (whole.kind, whole.game_id)) == (True, decoded)
+    assert grouping._from_head(grouping.DocumentRef(str(LIVE), LIVE), False, "v3") is None

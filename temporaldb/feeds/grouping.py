@@ -13,6 +13,8 @@ boxscoresummaryv2 of one game are FeedErrors naming the documents.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,17 @@ class Classified:
     kind: str
     """'v2', 'v3', 'live' (play-by-play) or one of boxscore.FORMATS."""
     game_id: int
+    from_head: bool = False
+    """Classified from the document's first bytes only (`_from_head`): `read_checked` checks the whole."""
+
+    def read_checked(self, *, feed_format: str = "auto") -> FeedDocument:
+        """The document, checked to be what its classification says (when that came from its head only)."""
+        document = self.ref.read()
+        if self.from_head:
+            kind, game_id = _kind_and_game(document, box_only=False, feed_format=feed_format)
+            if (kind, game_id) != (self.kind, self.game_id):
+                raise FeedError(f"{self.ref.name}: its beginning is a {PBP_NAMES[self.kind]}, the rest is not")
+        return document
 
 
 @dataclass
@@ -86,9 +99,42 @@ def _box_game_id(kind: str, document: FeedDocument) -> int:
     return boxscore.facts(document.document, document.name).game_id
 
 
+# The live CDN play-by-play begins the same way every time: meta, then the game id, then the first action.
+_LIVE_HEAD: Final = re.compile(
+    rb'\A\s*\{\s*"meta"\s*:\s*\{[^{}]*\}\s*,\s*"game"\s*:\s*\{\s*"gameId"\s*:\s*"(\d{10})"\s*,'
+    rb'\s*"actions"\s*:\s*\[\s*(\{[^{}\[\]]*(?:\[[^{}\[\]]*\][^{}\[\]]*)*\})'
+)
+HEAD_BYTES: Final = 8192
+
+
+def _from_head(ref: DocumentRef, box_only: bool, feed_format: str) -> Classified | None:
+    """A live play-by-play recognised from its first bytes (its first action judged as live.looks_like judges
+    it), without decoding the whole, which the second pass does anyway; None: decode it to know."""
+    if box_only or feed_format not in ("auto", "live"):
+        return None
+    try:
+        with ref.path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError:
+        return None  # the full read names the problem
+    match = _LIVE_HEAD.match(head)
+    if match is None:
+        return None
+    try:
+        first = json.loads(match[2])
+    except ValueError:
+        return None
+    if not live.looks_like({"game": {"gameId": match[1].decode(), "actions": [first]}}):
+        return None
+    return Classified(ref, "live", boxscore._game_id(match[1].decode(), ref.name), from_head=True)
+
+
 def _classified(task: tuple[DocumentRef, bool, str]) -> Classified:
     """Read a document and tell its kind and game (runs in a worker process for many documents)."""
     ref, box_only, feed_format = task
+    quick = _from_head(ref, box_only, feed_format)
+    if quick is not None:
+        return quick
     kind, game_id = _kind_and_game(ref.read(), box_only=box_only, feed_format=feed_format)
     return Classified(ref, kind, game_id)
 

@@ -145,7 +145,7 @@ def _parse(documents: GameDocuments, facts: boxscore.BoxFacts | None) -> FeedGam
     pbp = documents.pbp
     if pbp is None:  # grouping.group refuses such a game
         raise FeedError(f"game {documents.game_id:010d}: no play-by-play")
-    document, name = pbp.ref.read().document, pbp.ref.name
+    document, name = pbp.read_checked().document, pbp.ref.name
     roster = {player.player_id: player for player in facts.players} if facts else None
     if pbp.kind == "v2":
         given = None

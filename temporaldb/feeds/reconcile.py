@@ -42,6 +42,19 @@ from nba.event_credits c
 where c.game_id = any(%s)
 group by c.game_id, c.subject_kind, c.subject_id
 """
+# The same lines as the load computed them for the games it changed (load.py's temp table new_box, which
+# lives until the commit that before_commit precedes): no second aggregation over nba.event_credits.
+_LOADED_LINES: Final = f"""
+select game_id, subject_kind::text, subject_id, {", ".join(f"{stat}::int" for stat in STATS)}
+from new_box
+where game_id = any(%s)
+"""
+_CHANGED_GAMES: Final = """
+select game_id from changed_games where game_id = any(%s)
+"""
+_HAS_LOADED_LINES: Final = (
+    "select to_regclass('pg_temp.new_box') is not null and to_regclass('pg_temp.changed_games') is not null"
+)
 # The team-only events (no player): team rebounds and team turnovers.
 _TEAM_ONLY: Final = """
 select game_id, team_id,
@@ -215,9 +228,16 @@ class _Loaded:
     team_only: dict[int, dict[int, tuple[int, int, int]]] = field(default_factory=dict)
 
 
-def _loaded(connection: Any, game_ids: list[int]) -> _Loaded:
+def _loaded(connection: Any, game_ids: list[int], *, from_load: bool) -> _Loaded:
     loaded = _Loaded()
-    for row in connection.execute(_LINES, (game_ids,)).fetchall():
+    rows: list[Any] = []
+    if from_load:
+        changed = {int(row[0]) for row in connection.execute(_CHANGED_GAMES, (game_ids,)).fetchall()}
+        rows += connection.execute(_LOADED_LINES, (sorted(changed),)).fetchall()
+        game_ids = [game_id for game_id in game_ids if game_id not in changed]
+    if game_ids:
+        rows += connection.execute(_LINES, (game_ids,)).fetchall()
+    for row in rows:
         game = loaded.lines.setdefault(int(row[0]), {})
         game[(str(row[1]), int(row[2]))] = dict(zip(STATS, row[3:], strict=True))
     for game_id, team, oreb, dreb, turnovers in connection.execute(_TEAM_ONLY, (game_ids,)).fetchall():
@@ -276,11 +296,16 @@ def _batches(games: Iterable[tuple[int, Sequence[BoxScore]]]) -> Iterator[list[t
 def reconcile(connection: Any, games: Iterable[tuple[int, Sequence[BoxScore]]]) -> Reconciliation:
     """Compare every game's loaded lines with each of its end-of-game box scores (none: not reconciled).
 
+    Inside a load (load_directory's before_commit) the changed games' lines come from the load's own new_box;
+    the others, and every game outside a load, are summed from nba.event_credits.
+
     `games` is (game id, box scores) per game, consumed one at a time.
     """
     reconciliation = Reconciliation()
+    row = connection.execute(_HAS_LOADED_LINES).fetchone()
+    from_load = bool(row and row[0])
     for batch in _batches(games):
-        loaded = _loaded(connection, [game_id for game_id, boxes in batch if boxes])
+        loaded = _loaded(connection, [game_id for game_id, boxes in batch if boxes], from_load=from_load)
         for game_id, boxes in batch:
             if not boxes:
                 reconciliation.add(GameResult(game_id, ""))
