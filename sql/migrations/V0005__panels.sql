@@ -54,173 +54,9 @@ begin
     if array_position(p_moments, null) is not null then
         raise exception 'p_moments must not contain NULL' using errcode = 'null_value_not_allowed';
     end if;
-    if p_scope = 'game' then
-        return query
-        with marks as (
-            select distinct u.moment from unnest(p_moments) as u(moment)
-        ),
-        span as (
-            select min(k.moment) as lo, max(k.moment) as hi from marks k
-        ),
-        subjects as (
-            select distinct i.subject_id from unnest(p_subject_ids) as i(subject_id) where i.subject_id is not null
-            union
-            -- A NULL list: every subject with a game (any season type) tipped off by the last moment.
-            select distinct s.subject_id
-            from nba.stat_lines s cross join span
-            where p_subject_ids is null and s.subject_kind = p_kind and s.tipoff_at <= span.hi
-        ),
-        games as (
-            -- A player's games are those they appear in: per season type, from the second to last one finished
-            -- before the first moment (so that the last has its box line) to those tipped off by the last moment;
-            -- the box line is the step from the previous game's running totals.
-            select k.subject_id, l.tipoff_at, l.game_id, l.last_event_at, l.games, l.points, l.fgm, l.fga, l.fg3m,
-                   l.fg3a, l.ftm, l.fta, l.oreb, l.dreb, l.rebounds, l.assists, l.steals, l.blocks, l.turnovers,
-                   l.fouls
-            from subjects k
-            cross join unnest(array['r', 'p']::"char"[]) as t(season_type)
-            cross join span
-            cross join lateral (
-                select s.tipoff_at, s.game_id, s.last_event_at, 1 as games,
-                       s.cum_points - lag(s.cum_points, 1, 0) over w as points,
-                       s.cum_fgm - lag(s.cum_fgm, 1, 0) over w as fgm, s.cum_fga - lag(s.cum_fga, 1, 0) over w as fga,
-                       s.cum_fg3m - lag(s.cum_fg3m, 1, 0) over w as fg3m,
-                       s.cum_fg3a - lag(s.cum_fg3a, 1, 0) over w as fg3a,
-                       s.cum_ftm - lag(s.cum_ftm, 1, 0) over w as ftm, s.cum_fta - lag(s.cum_fta, 1, 0) over w as fta,
-                       s.cum_oreb - lag(s.cum_oreb, 1, 0) over w as oreb,
-                       s.cum_dreb - lag(s.cum_dreb, 1, 0) over w as dreb,
-                       s.cum_rebounds - lag(s.cum_rebounds, 1, 0) over w as rebounds,
-                       s.cum_assists - lag(s.cum_assists, 1, 0) over w as assists,
-                       s.cum_steals - lag(s.cum_steals, 1, 0) over w as steals,
-                       s.cum_blocks - lag(s.cum_blocks, 1, 0) over w as blocks,
-                       s.cum_turnovers - lag(s.cum_turnovers, 1, 0) over w as turnovers,
-                       s.cum_fouls - lag(s.cum_fouls, 1, 0) over w as fouls
-                from nba.stat_lines s
-                where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = t.season_type
-                  and s.last_event_at <= span.hi + nba.max_game_span() and s.tipoff_at <= span.hi
-                  and s.last_event_at >= coalesce((
-                      select f.last_event_at from nba.stat_lines f
-                      where f.subject_kind = p_kind and f.subject_id = k.subject_id and f.season_type = t.season_type
-                        and f.last_event_at < span.lo
-                      order by f.last_event_at desc, f.game_id desc
-                      limit 1 offset 1), '-infinity')
-                window w as (order by s.last_event_at, s.game_id)
-                offset 0
-            ) l
-            where p_kind = 'p'
-            union all
-            -- A team's are on the schedule, from the last one tipped off by the first moment, each with its line
-            -- (when the team has events in it) and the box line from the previous running totals.
-            select k.subject_id, g.tipoff_at, g.game_id, l.last_event_at, (l.game_id is not null)::int,
-                   l.cum_points - coalesce(b.cum_points, 0), l.cum_fgm - coalesce(b.cum_fgm, 0),
-                   l.cum_fga - coalesce(b.cum_fga, 0), l.cum_fg3m - coalesce(b.cum_fg3m, 0),
-                   l.cum_fg3a - coalesce(b.cum_fg3a, 0), l.cum_ftm - coalesce(b.cum_ftm, 0),
-                   l.cum_fta - coalesce(b.cum_fta, 0), l.cum_oreb - coalesce(b.cum_oreb, 0),
-                   l.cum_dreb - coalesce(b.cum_dreb, 0), l.cum_rebounds - coalesce(b.cum_rebounds, 0),
-                   l.cum_assists - coalesce(b.cum_assists, 0), l.cum_steals - coalesce(b.cum_steals, 0),
-                   l.cum_blocks - coalesce(b.cum_blocks, 0), l.cum_turnovers - coalesce(b.cum_turnovers, 0),
-                   l.cum_fouls - coalesce(b.cum_fouls, 0)
-            from subjects k
-            cross join span
-            cross join lateral (
-                select g.game_id, g.tipoff_at,
-                       case g.season_type when 'regular' then 'r' else 'p' end::"char" as code
-                from nba.games g
-                where (g.home_team_id = k.subject_id or g.away_team_id = k.subject_id) and g.tipoff_at <= span.hi
-                  and g.tipoff_at >= coalesce((
-                      select max(h.tipoff_at) from nba.games h
-                      where (h.home_team_id = k.subject_id or h.away_team_id = k.subject_id)
-                        and h.tipoff_at <= span.lo), '-infinity')
-                offset 0
-            ) g
-            left join lateral (
-                select s.* from nba.stat_lines s
-                where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = g.code
-                  and s.last_event_at >= g.tipoff_at and s.last_event_at <= g.tipoff_at + nba.max_game_span()
-                  and s.game_id = g.game_id
-            ) l on true
-            left join lateral (
-                select s.* from nba.stat_lines s
-                where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = g.code
-                  and (s.last_event_at, s.game_id) < (l.last_event_at, l.game_id)
-                order by s.last_event_at desc, s.game_id desc
-                limit 1
-            ) b on true
-            where p_kind = 't'
-        ),
-        cells as (
-            -- One pass over each subject's games and the moments, in time order: the running maximum of
-            -- [tip-off, game id, ...] (arrays compare element by element) is the latest game tipped off, with
-            -- the subject's last event in it (NULL: none) and its box line.
-            select e.subject_id, e.moment, max(e.game) over w as game
-            from (
-                select g.subject_id, g.tipoff_at as at, 1 as ord, null::timestamptz as moment,
-                       array[extract(epoch from g.tipoff_at), g.game_id, extract(epoch from g.last_event_at),
-                             g.games, g.points, g.fgm, g.fga, g.fg3m, g.fg3a, g.ftm, g.fta, g.oreb, g.dreb,
-                             g.rebounds, g.assists, g.steals, g.blocks, g.turnovers, g.fouls] as game
-                from games g
-                union all
-                select k.subject_id, m.moment, 2, m.moment, null from subjects k cross join marks m
-            ) e
-            window w as (partition by e.subject_id order by e.at, e.ord rows unbounded preceding)
-        ),
-        progress as (
-            -- The cells whose game has not finished: it is in progress.
-            select c.subject_id, c.moment, c.game[2]::bigint as game_id
-            from cells c
-            where c.moment is not null and c.game[3] > extract(epoch from c.moment)
-        ),
-        partial as (
-            -- Its events up to the moment: one pass over the game's credits.
-            select p.subject_id, p.moment, (max(p.seen) > 0)::int as games, coalesce(max(p.points), 0) as points,
-                   coalesce(max(p.fgm), 0) as fgm, coalesce(max(p.fga), 0) as fga, coalesce(max(p.fg3m), 0) as fg3m,
-                   coalesce(max(p.fg3a), 0) as fg3a, coalesce(max(p.ftm), 0) as ftm, coalesce(max(p.fta), 0) as fta,
-                   coalesce(max(p.oreb), 0) as oreb, coalesce(max(p.dreb), 0) as dreb,
-                   coalesce(max(p.rebounds), 0) as rebounds, coalesce(max(p.assists), 0) as assists,
-                   coalesce(max(p.steals), 0) as steals, coalesce(max(p.blocks), 0) as blocks,
-                   coalesce(max(p.turnovers), 0) as turnovers, coalesce(max(p.fouls), 0) as fouls
-            from (
-                select e.subject_id, e.moment, count(e.points) over w as seen, sum(e.points) over w as points,
-                       sum(e.fgm) over w as fgm, sum(e.fga) over w as fga, sum(e.fg3m) over w as fg3m,
-                       sum(e.fg3a) over w as fg3a, sum(e.ftm) over w as ftm, sum(e.fta) over w as fta,
-                       sum(e.oreb) over w as oreb, sum(e.dreb) over w as dreb, sum(e.rebounds) over w as rebounds,
-                       sum(e.assists) over w as assists, sum(e.steals) over w as steals,
-                       sum(e.blocks) over w as blocks, sum(e.turnovers) over w as turnovers,
-                       sum(e.fouls) over w as fouls
-                from (
-                    select c.game_id, c.subject_id, c.wall_clock_time as at, 1 as ord, null::timestamptz as moment,
-                           c.points, c.fgm, c.fga, c.fg3m, c.fg3a, c.ftm, c.fta, c.oreb, c.dreb, c.rebounds,
-                           c.assists, c.steals, c.blocks, c.turnovers, c.fouls
-                    from nba.event_credits c
-                    where c.game_id = any (array(select distinct p.game_id from progress p))
-                      and c.subject_id = any (array(select distinct p.subject_id from progress p))
-                      and c.subject_kind = p_kind
-                    union all
-                    select p.game_id, p.subject_id, p.moment, 2, p.moment, null, null, null, null, null, null,
-                           null, null, null, null, null, null, null, null, null
-                    from progress p
-                ) e
-                window w as (partition by e.game_id, e.subject_id order by e.at, e.ord rows unbounded preceding)
-            ) p
-            where p.moment is not null
-            group by p.subject_id, p.moment
-        )
-        -- A game in progress: its events so far; finished: its box line; none (or no line): zeros.
-        select c.subject_id, c.moment,
-               coalesce(p.games, c.game[4], 0)::bigint, coalesce(p.points, c.game[5], 0)::bigint,
-               coalesce(p.fgm, c.game[6], 0)::bigint, coalesce(p.fga, c.game[7], 0)::bigint,
-               coalesce(p.fg3m, c.game[8], 0)::bigint, coalesce(p.fg3a, c.game[9], 0)::bigint,
-               coalesce(p.ftm, c.game[10], 0)::bigint, coalesce(p.fta, c.game[11], 0)::bigint,
-               coalesce(p.oreb, c.game[12], 0)::bigint, coalesce(p.dreb, c.game[13], 0)::bigint,
-               coalesce(p.rebounds, c.game[14], 0)::bigint, coalesce(p.assists, c.game[15], 0)::bigint,
-               coalesce(p.steals, c.game[16], 0)::bigint, coalesce(p.blocks, c.game[17], 0)::bigint,
-               coalesce(p.turnovers, c.game[18], 0)::bigint, coalesce(p.fouls, c.game[19], 0)::bigint
-        from cells c
-        left join partial p on p.subject_id = c.subject_id and p.moment = c.moment
-        where c.moment is not null
-        order by c.subject_id, c.moment;
-        return;
-    end if;
+    -- Each cell (subject, moment) is the sum of its rows in `lines` (from the subject's running totals in career
+    -- and season scope, its latest game's box line in game scope) plus, when a game of the subject is in
+    -- progress at that moment (`progress`), the subject's events of that game so far (`partial`).
     return query
     with marks as (
         -- The distinct moments; in season scope, with the start of the season in progress at each (the latest
@@ -236,20 +72,42 @@ begin
     subjects as (
         select distinct i.subject_id from unnest(p_subject_ids) as i(subject_id) where i.subject_id is not null
         union
-        -- A NULL list: every subject with a game of these season types tipped off by the last moment (in season
-        -- scope, in the season of one of the moments).
+        -- A NULL list: every subject with a game of these season types (any in game scope) tipped off by the
+        -- last moment; in season scope, in the season of one of the moments.
         select distinct s.subject_id
         from nba.stat_lines s cross join span
-        where p_subject_ids is null and s.subject_kind = p_kind and s.season_type = any (v_types)
-          and s.tipoff_at <= span.hi
+        where p_subject_ids is null and s.subject_kind = p_kind and s.tipoff_at <= span.hi
+          and (p_scope = 'game' or s.season_type = any (v_types))
           and (p_scope <> 'season' or s.season in (
               select se.season from nba.seasons se where se.starts_at in (select k.season_start from marks k)))
     ),
+    lines as (
+        -- Career and season scope: each subject's running totals per season type, from its last game finished
+        -- before the first moment (or season start) to its games tipped off by the last moment.
+        select k.subject_id, t.season_type, l.last_event_at, l.tipoff_at, l.game_id, l.cum_games, l.cum_points,
+               l.cum_fgm, l.cum_fga, l.cum_fg3m, l.cum_fg3a, l.cum_ftm, l.cum_fta, l.cum_oreb, l.cum_dreb,
+               l.cum_rebounds, l.cum_assists, l.cum_steals, l.cum_blocks, l.cum_turnovers, l.cum_fouls
+        from subjects k
+        cross join unnest(v_types) as t(season_type)
+        cross join span
+        cross join lateral (
+            select s.* from nba.stat_lines s
+            where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = t.season_type
+              and s.last_event_at <= span.hi + nba.max_game_span() and s.tipoff_at <= span.hi
+              and s.last_event_at >= coalesce((
+                  select f.last_event_at from nba.stat_lines f
+                  where f.subject_kind = p_kind and f.subject_id = k.subject_id and f.season_type = t.season_type
+                    and f.last_event_at < span.lo
+                  order by f.last_event_at desc, f.game_id desc
+                  limit 1), '-infinity')
+            offset 0
+        ) l
+        where p_scope <> 'game'
+    ),
     walk as (
-        -- One pass over each subject's running totals of a season type (from its last game finished before the
-        -- first moment or season start to its games tipped off by the last moment) and the moments, in time order.
-        -- Running totals never decrease, so their running maximum at a moment is the latest game finished by then;
-        -- the running maximum of [cum_games, game_id] over tip-offs is the latest game tipped off.
+        -- One pass over those running totals and the moments, in time order, per subject and season type.
+        -- Running totals never decrease, so their running maximum at a moment is the latest game finished by
+        -- then; the running maximum of [cum_games, game_id] over tip-offs is the latest game tipped off.
         select e.subject_id, e.moment, e.sign, max(e.started) over w as started,
                max(e.cum_games) over w as games, max(e.cum_points) over w as points,
                max(e.cum_fgm) over w as fgm, max(e.cum_fga) over w as fga, max(e.cum_fg3m) over w as fg3m,
@@ -260,47 +118,22 @@ begin
                max(e.cum_turnovers) over w as turnovers, max(e.cum_fouls) over w as fouls
         from (
             -- a game's running totals count from its last event on ...
-            select k.subject_id, t.season_type, l.last_event_at as at, 1 as ord, null::timestamptz as moment,
+            select l.subject_id, l.season_type, l.last_event_at as at, 1 as ord, null::timestamptz as moment,
                    null::integer as sign, null::bigint[] as started, l.cum_games, l.cum_points, l.cum_fgm,
                    l.cum_fga, l.cum_fg3m, l.cum_fg3a, l.cum_ftm, l.cum_fta, l.cum_oreb, l.cum_dreb, l.cum_rebounds,
                    l.cum_assists, l.cum_steals, l.cum_blocks, l.cum_turnovers, l.cum_fouls
-            from subjects k
-            cross join unnest(v_types) as t(season_type)
-            cross join span
-            cross join lateral (
-                select s.last_event_at, s.cum_games, s.cum_points, s.cum_fgm, s.cum_fga, s.cum_fg3m, s.cum_fg3a,
-                       s.cum_ftm, s.cum_fta, s.cum_oreb, s.cum_dreb, s.cum_rebounds, s.cum_assists, s.cum_steals,
-                       s.cum_blocks, s.cum_turnovers, s.cum_fouls, s.tipoff_at, s.game_id
-                from nba.stat_lines s
-                where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = t.season_type
-                  and s.last_event_at <= span.hi + nba.max_game_span() and s.tipoff_at <= span.hi
-                  and s.last_event_at >= coalesce((
-                      select f.last_event_at from nba.stat_lines f
-                      where f.subject_kind = p_kind and f.subject_id = k.subject_id and f.season_type = t.season_type
-                        and f.last_event_at < span.lo
-                      order by f.last_event_at desc, f.game_id desc
-                      limit 1), '-infinity')
-                offset 0
-            ) l
+            from lines l
             union all
-            -- ... it is in progress from its tip-off until then ...
-            select k.subject_id, t.season_type, l.tipoff_at, 1, null, null, array[l.cum_games, l.game_id],
-                   null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null
-            from subjects k
-            cross join unnest(v_types) as t(season_type)
-            cross join span
-            cross join lateral (
-                select s.tipoff_at, s.cum_games, s.game_id
-                from nba.stat_lines s
-                where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = t.season_type
-                  and s.last_event_at <= span.hi + nba.max_game_span() and s.tipoff_at <= span.hi
-                  and s.last_event_at >= span.lo
-            ) l
+            -- ... and it is in progress from its tip-off until then ...
+            select l.subject_id, l.season_type, l.tipoff_at, 1, null, null, array[l.cum_games, l.game_id], null,
+                   null, null, null, null, null, null, null, null, null, null, null, null, null, null, null
+            from lines l
             union all
             -- ... a moment counts what finished or tipped off at that instant ...
             select k.subject_id, t.season_type, m.moment, 2, m.moment, 1, null, null, null, null, null, null, null,
                    null, null, null, null, null, null, null, null, null, null
             from subjects k cross join unnest(v_types) as t(season_type) cross join marks m
+            where p_scope <> 'game'
             union all
             -- ... the start of its season (season scope) does not: the totals before it are taken off.
             select k.subject_id, t.season_type, m.season_start, 0, m.moment, -1, null, null, null, null, null, null,
@@ -310,18 +143,129 @@ begin
         ) e
         window w as (partition by e.subject_id, e.season_type order by e.at, e.ord rows unbounded preceding)
     ),
+    games as (
+        -- Game scope. A player's games are those they appear in: per season type, from the second to last one
+        -- finished before the first moment (so that the last has its box line) to those tipped off by the last
+        -- moment, each with its box line, the step from the previous game's running totals ...
+        select k.subject_id, l.tipoff_at, l.game_id, l.last_event_at, l.games, l.points, l.fgm, l.fga, l.fg3m,
+               l.fg3a, l.ftm, l.fta, l.oreb, l.dreb, l.rebounds, l.assists, l.steals, l.blocks, l.turnovers, l.fouls
+        from subjects k
+        cross join unnest(array['r', 'p']::"char"[]) as t(season_type)
+        cross join span
+        cross join lateral (
+            select s.tipoff_at, s.game_id, s.last_event_at, 1 as games,
+                   s.cum_points - lag(s.cum_points, 1, 0) over w as points,
+                   s.cum_fgm - lag(s.cum_fgm, 1, 0) over w as fgm, s.cum_fga - lag(s.cum_fga, 1, 0) over w as fga,
+                   s.cum_fg3m - lag(s.cum_fg3m, 1, 0) over w as fg3m,
+                   s.cum_fg3a - lag(s.cum_fg3a, 1, 0) over w as fg3a,
+                   s.cum_ftm - lag(s.cum_ftm, 1, 0) over w as ftm, s.cum_fta - lag(s.cum_fta, 1, 0) over w as fta,
+                   s.cum_oreb - lag(s.cum_oreb, 1, 0) over w as oreb,
+                   s.cum_dreb - lag(s.cum_dreb, 1, 0) over w as dreb,
+                   s.cum_rebounds - lag(s.cum_rebounds, 1, 0) over w as rebounds,
+                   s.cum_assists - lag(s.cum_assists, 1, 0) over w as assists,
+                   s.cum_steals - lag(s.cum_steals, 1, 0) over w as steals,
+                   s.cum_blocks - lag(s.cum_blocks, 1, 0) over w as blocks,
+                   s.cum_turnovers - lag(s.cum_turnovers, 1, 0) over w as turnovers,
+                   s.cum_fouls - lag(s.cum_fouls, 1, 0) over w as fouls
+            from nba.stat_lines s
+            where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = t.season_type
+              and s.last_event_at <= span.hi + nba.max_game_span() and s.tipoff_at <= span.hi
+              and s.last_event_at >= coalesce((
+                  select f.last_event_at from nba.stat_lines f
+                  where f.subject_kind = p_kind and f.subject_id = k.subject_id and f.season_type = t.season_type
+                    and f.last_event_at < span.lo
+                  order by f.last_event_at desc, f.game_id desc
+                  limit 1 offset 1), '-infinity')
+            window w as (order by s.last_event_at, s.game_id)
+            offset 0
+        ) l
+        where p_scope = 'game' and p_kind = 'p'
+        union all
+        -- ... a team's are on the schedule, from the last one tipped off by the first moment, each with its
+        -- line (when the team has events in it) and the box line from the previous running totals.
+        select k.subject_id, g.tipoff_at, g.game_id, l.last_event_at, (l.game_id is not null)::int,
+               l.cum_points - coalesce(b.cum_points, 0), l.cum_fgm - coalesce(b.cum_fgm, 0),
+               l.cum_fga - coalesce(b.cum_fga, 0), l.cum_fg3m - coalesce(b.cum_fg3m, 0),
+               l.cum_fg3a - coalesce(b.cum_fg3a, 0), l.cum_ftm - coalesce(b.cum_ftm, 0),
+               l.cum_fta - coalesce(b.cum_fta, 0), l.cum_oreb - coalesce(b.cum_oreb, 0),
+               l.cum_dreb - coalesce(b.cum_dreb, 0), l.cum_rebounds - coalesce(b.cum_rebounds, 0),
+               l.cum_assists - coalesce(b.cum_assists, 0), l.cum_steals - coalesce(b.cum_steals, 0),
+               l.cum_blocks - coalesce(b.cum_blocks, 0), l.cum_turnovers - coalesce(b.cum_turnovers, 0),
+               l.cum_fouls - coalesce(b.cum_fouls, 0)
+        from subjects k
+        cross join span
+        cross join lateral (
+            select g.game_id, g.tipoff_at,
+                   case g.season_type when 'regular' then 'r' else 'p' end::"char" as code
+            from nba.games g
+            where (g.home_team_id = k.subject_id or g.away_team_id = k.subject_id) and g.tipoff_at <= span.hi
+              and g.tipoff_at >= coalesce((
+                  select max(h.tipoff_at) from nba.games h
+                  where (h.home_team_id = k.subject_id or h.away_team_id = k.subject_id)
+                    and h.tipoff_at <= span.lo), '-infinity')
+            offset 0
+        ) g
+        left join lateral (
+            select s.* from nba.stat_lines s
+            where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = g.code
+              and s.last_event_at >= g.tipoff_at and s.last_event_at <= g.tipoff_at + nba.max_game_span()
+              and s.game_id = g.game_id
+        ) l on true
+        left join lateral (
+            select s.* from nba.stat_lines s
+            where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = g.code
+              and (s.last_event_at, s.game_id) < (l.last_event_at, l.game_id)
+            order by s.last_event_at desc, s.game_id desc
+            limit 1
+        ) b on true
+        where p_scope = 'game' and p_kind = 't'
+    ),
+    latest as (
+        -- One pass over each subject's games and the moments, in time order: the running maximum of
+        -- [tip-off, game id, ...] (arrays compare element by element) is the latest game tipped off, with
+        -- the subject's last event in it (NULL: none) and its box line.
+        select e.subject_id, e.moment, max(e.game) over w as game
+        from (
+            select g.subject_id, g.tipoff_at as at, 1 as ord, null::timestamptz as moment,
+                   array[extract(epoch from g.tipoff_at), g.game_id, extract(epoch from g.last_event_at),
+                         g.games, g.points, g.fgm, g.fga, g.fg3m, g.fg3a, g.ftm, g.fta, g.oreb, g.dreb,
+                         g.rebounds, g.assists, g.steals, g.blocks, g.turnovers, g.fouls] as game
+            from games g
+            union all
+            select k.subject_id, m.moment, 2, m.moment, null
+            from subjects k cross join marks m
+            where p_scope = 'game'
+        ) e
+        window w as (partition by e.subject_id order by e.at, e.ord rows unbounded preceding)
+    ),
     cells as (
-        select w.* from walk w where w.moment is not null
+        select w.subject_id, w.moment, w.sign * w.games as games, w.sign * w.points as points,
+               w.sign * w.fgm as fgm, w.sign * w.fga as fga, w.sign * w.fg3m as fg3m, w.sign * w.fg3a as fg3a,
+               w.sign * w.ftm as ftm, w.sign * w.fta as fta, w.sign * w.oreb as oreb, w.sign * w.dreb as dreb,
+               w.sign * w.rebounds as rebounds, w.sign * w.assists as assists, w.sign * w.steals as steals,
+               w.sign * w.blocks as blocks, w.sign * w.turnovers as turnovers, w.sign * w.fouls as fouls,
+               -- in progress: the latest game tipped off is not the latest finished (not at a season start)
+               case when w.sign = 1 and w.started[1] > coalesce(w.games, 0) then w.started[2] end as progress
+        from walk w
+        where w.moment is not null
+        union all
+        select l.subject_id, l.moment, l.game[4], l.game[5], l.game[6], l.game[7], l.game[8], l.game[9],
+               l.game[10], l.game[11], l.game[12], l.game[13], l.game[14], l.game[15], l.game[16], l.game[17],
+               l.game[18], l.game[19], null
+        from latest l
+        where l.moment is not null and (l.game[3] is null or l.game[3] <= extract(epoch from l.moment))
+        union all
+        -- in game scope a game in progress counts only its events so far
+        select l.subject_id, l.moment, null, null, null, null, null, null, null, null, null, null, null, null,
+               null, null, null, null, l.game[2]::bigint
+        from latest l
+        where l.moment is not null and l.game[3] > extract(epoch from l.moment)
     ),
     progress as (
-        -- At a moment (not a season start) when the latest game tipped off has not finished, it is in progress;
-        -- a game in progress belongs to the season of the moment, as seasons never overlap.
-        select c.subject_id, c.moment, c.started[2] as game_id
-        from cells c
-        where c.sign = 1 and c.started[1] > coalesce(c.games, 0)
+        select c.subject_id, c.moment, c.progress as game_id from cells c where c.progress is not null
     ),
     partial as (
-        -- The events of each game in progress up to each of its moments: one pass over its credits.
+        -- The events of each game in progress up to each of its moments: one pass over the game's credits.
         select p.subject_id, p.moment, (max(p.seen) > 0)::int as games, max(p.points) as points, max(p.fgm) as fgm,
                max(p.fga) as fga, max(p.fg3m) as fg3m, max(p.fg3a) as fg3a, max(p.ftm) as ftm, max(p.fta) as fta,
                max(p.oreb) as oreb, max(p.dreb) as dreb, max(p.rebounds) as rebounds, max(p.assists) as assists,
@@ -359,11 +303,8 @@ begin
            coalesce(sum(x.assists), 0)::bigint, coalesce(sum(x.steals), 0)::bigint, coalesce(sum(x.blocks), 0)::bigint,
            coalesce(sum(x.turnovers), 0)::bigint, coalesce(sum(x.fouls), 0)::bigint
     from (
-        select c.subject_id, c.moment, c.sign * c.games as games, c.sign * c.points as points,
-               c.sign * c.fgm as fgm, c.sign * c.fga as fga, c.sign * c.fg3m as fg3m, c.sign * c.fg3a as fg3a,
-               c.sign * c.ftm as ftm, c.sign * c.fta as fta, c.sign * c.oreb as oreb, c.sign * c.dreb as dreb,
-               c.sign * c.rebounds as rebounds, c.sign * c.assists as assists, c.sign * c.steals as steals,
-               c.sign * c.blocks as blocks, c.sign * c.turnovers as turnovers, c.sign * c.fouls as fouls
+        select c.subject_id, c.moment, c.games, c.points, c.fgm, c.fga, c.fg3m, c.fg3a, c.ftm, c.fta, c.oreb,
+               c.dreb, c.rebounds, c.assists, c.steals, c.blocks, c.turnovers, c.fouls
         from cells c
         union all
         select p.* from partial p
