@@ -113,6 +113,9 @@ OPERATIONS: Final[tuple[tuple[str, frozenset[str]], ...]] = (
     ("select count(*) from nba.player_stats", EVERY_LOGIN),
     ("select * from nba.player_stats_as_of(977, now())", frozenset({MIGRATOR, ANALYST, APP})),
     ("select * from nba.team_stats_as_of(1610612747, now(), 'career', 'all')", frozenset({MIGRATOR, ANALYST, APP})),
+    ("select * from nba.player_stats_panel(array[977], array[now()])", frozenset({MIGRATOR, ANALYST, APP})),
+    ("select * from nba.team_stats_panel(null, array[now()], 'game')", frozenset({MIGRATOR, ANALYST, APP})),
+    ("select * from nba.standings_as_of(now())", frozenset({MIGRATOR, ANALYST, APP})),
     ("select max(version) from temporaldb_meta.schema_migrations", EVERY_LOGIN),  # etl: UNDOCUMENTED
     # writing data: the writer (and the owner)
     ("insert into nba.teams (team_id, abbreviation, name) values (99, 'XX', 'Nobody')", frozenset({MIGRATOR, ETL})),
