@@ -346,7 +346,7 @@ def _run_asof(args: argparse.Namespace) -> int:
 
     from temporaldb import asof
 
-    scope = args.scope or ("season" if args.team else "career")
+    scope = args.scope or asof.default_scope(args.team)
     try:
         moment = asof.parse_moment(args.at, args.tz)
         with psycopg.connect(_connect_dsn(args, "analyst")) as connection:
@@ -356,15 +356,7 @@ def _run_asof(args: argparse.Namespace) -> int:
         print(f"temporaldb asof: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.json:
-        document = {
-            "subject": {"kind": subject.kind, "id": subject.subject_id, "name": subject.name},
-            "as_of": answer.as_of.isoformat(timespec="milliseconds"),
-            "scope": scope,
-            "season_type": args.season_type,
-            "stats": answer.stats,
-            "latency_ms": round(answer.latency_ms, 3),
-        }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(asof.document(answer), indent=2))
     else:
         print(asof.render(answer))
     return EXIT_OK
