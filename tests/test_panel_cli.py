@@ -6,7 +6,7 @@
 - chunks of any size give the same bytes as one chunk (and --all in chunks equals its NULL call);
 - each bad input: its exit code, one line naming the option, nothing on stdout and no file left behind;
 - the moments alone (no database): steps, wall-clock days across a daylight-saving change, dates as UTC;
-- the analyst login runs panels on the role model.
+- the analyst login runs panels and the API on the role model.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg.conninfo import make_conninfo
 
+import temporaldb
 from temporaldb import moments, panelquery, panelwrite
 from temporaldb.bootstrap import bootstrap
 from temporaldb.cli import EXIT_BAD_INPUT, EXIT_DATABASE, EXIT_OK, EXIT_USAGE
@@ -309,7 +310,7 @@ def role_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         server.stop()
 
 
-def test_the_analyst_runs_panels(
+def test_the_analyst_runs_panels_and_the_api(
     role_model: ThrowawayServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     analyst = make_conninfo(role_model.dsn, dbname=NBA, user="analyst")
@@ -317,3 +318,8 @@ def test_the_analyst_runs_panels(
         every = () if "--every" in args else ("--every", "1d")
         code, _, err = panel(capsys, analyst, *args, *every)
         assert code == EXIT_OK, err
+    with temporaldb.connect(analyst) as client:
+        # 977, 1001, 2001, 2002 and 3001, every day
+        assert len(client.panel(players="all", start=SPAN[0], end=SPAN[1])) == 5 * len(DAYS)
+        assert client.asof("Kobe Bryant", "2016-06-19T19:02:34.560-05:00")["stats"]["points"] > 0
+        assert len(client.standings("2016-04-20")) == 3
