@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from temporaldb import deployed, localcli, panel, tunnel
+from temporaldb import deployed, localcli, panel, plot, tunnel
 from temporaldb.feeds import bench as import_bench
 from temporaldb.feeds import command
 from temporaldb.roles import login_names
@@ -532,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.register(commands)
     _add_asof(commands)
     panel.register(commands)
+    plot.register(commands)
     _add_stack_dsn(commands)
     _add_generate(commands)
     localcli.register(commands)

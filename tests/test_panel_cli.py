@@ -6,7 +6,7 @@
 - chunks of any size give the same bytes as one chunk (and --all in chunks equals its NULL call);
 - each bad input: its exit code, one line naming the option, nothing on stdout and no file left behind;
 - the moments alone (no database): steps, wall-clock days across a daylight-saving change, dates as UTC;
-- the analyst login runs panels and the API on the role model.
+- the analyst login runs panel, plot and the API on the role model.
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ def role_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         server.stop()
 
 
-def test_the_analyst_runs_panels_and_the_api(
+def test_the_analyst_runs_panels_pictures_and_the_api(
     role_model: ThrowawayServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     analyst = make_conninfo(role_model.dsn, dbname=NBA, user="analyst")
@@ -318,6 +318,12 @@ def test_the_analyst_runs_panels_and_the_api(
         every = () if "--every" in args else ("--every", "1d")
         code, _, err = panel(capsys, analyst, *args, *every)
         assert code == EXIT_OK, err
+    code, _, err = run(capsys, "plot", "race", "--players", "977,2001", "--from", SPAN[0], "--to", SPAN[1],
+                       "--out", str(tmp_path / "race.svg"), "--dsn", analyst)  # fmt: skip
+    assert code == EXIT_OK, err
+    code, _, err = run(capsys, "plot", "standings", "--season", "2015-16", "--out", str(tmp_path / "s.png"),
+                       "--dsn", analyst)  # fmt: skip
+    assert code == EXIT_OK, err
     with temporaldb.connect(analyst) as client:
         # 977, 1001, 2001, 2002 and 3001, every day
         assert len(client.panel(players="all", start=SPAN[0], end=SPAN[1])) == 5 * len(DAYS)
