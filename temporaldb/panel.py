@@ -2,13 +2,14 @@
 
 Registered by temporaldb/cli.py (`register(commands)`); the subjects, moments and queries are in
 panelquery.py, the formats in panelwrite.py, the all-or-nothing output file in output.py. Exit codes: 0 done,
-2 usage (options that do not go together, a bad --every, an unwritable --out), 3 bad input (a time, a name or
-id, more cells than --max-cells), and the database codes of the other commands.
+1 stdout closed by its reader, 2 usage (options that do not go together, a bad --every, an unwritable --out),
+3 bad input (a time, a name or id, more cells than --max-cells), and the database codes of the other commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,10 +30,12 @@ if TYPE_CHECKING:
 
 NAME = "panel"
 MAX_CELLS = 50_000_000
+EXIT_STDOUT_CLOSED = 1
 PROGRESS_SECONDS = 1.0
 SUFFIXES = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 EXIT_CODES = (
-    "Exit codes: 0 done, 2 usage (options that do not go together, a bad --every, an unwritable --out), 3 bad "
+    "Exit codes: 0 done, 1 stdout closed by its reader (e.g. | head), 2 usage (options that do not go "
+    "together, a bad --every, an unwritable --out), 3 bad "
     "input (a time, a name or id, more cells than --max-cells), 4 cannot reach the database; with --stack as "
     "for `temporaldb asof`. On any error no --out file is written."
 )
@@ -103,7 +106,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _run(args: argparse.Namespace) -> int:
-    return one_line_errors(NAME, lambda: _panel(args))
+    try:
+        return one_line_errors(NAME, lambda: _panel(args))
+    except BrokenPipeError:
+        # The reader of stdout stopped (`| head`): no traceback, and nothing left to flush when Python exits.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("temporaldb panel: stdout was closed by its reader; stopped", file=sys.stderr)
+        return EXIT_STDOUT_CLOSED
 
 
 def one_line_errors(command: str, work: Callable[[], None]) -> int:

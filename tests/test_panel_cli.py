@@ -5,6 +5,7 @@
 - `--every game` steps at the subjects' game ends; --team --roster; --tz for input and output times;
 - chunks of any size give the same bytes as one chunk (and --all in chunks equals its NULL call);
 - each bad input: its exit code, one line naming the option, nothing on stdout and no file left behind;
+- a reader of stdout that stops early (`| head`) gets one line and exit code 1, no traceback;
 - the moments alone (no database): steps, wall-clock days across a daylight-saving change, dates as UTC;
 - the analyst login runs panel, plot and the API on the role model.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,6 +30,7 @@ import temporaldb
 from temporaldb import moments, panelquery, panelwrite
 from temporaldb.bootstrap import bootstrap
 from temporaldb.cli import EXIT_BAD_INPUT, EXIT_DATABASE, EXIT_OK, EXIT_USAGE
+from temporaldb.panel import EXIT_STDOUT_CLOSED
 from tests.nbadata import STATS, UTC
 from tests.panelfixtures import GAME_ENDS, SPAN, Row, csv_rows, load_league, run, sql_panel
 from tests.pgservers import ThrowawayServer, available_majors, start_throwaway_server
@@ -36,6 +40,7 @@ DAYS = [dt.datetime(2016, 1, 9, tzinfo=UTC) + dt.timedelta(days=day) for day in 
 """SPAN every day (2016-01-09 to 2016-04-20, midnight UTC)."""
 PLAYERS = f"{KOBE},Gordon Hayward,rudy gobert"
 PLAYER_IDS = [KOBE, HAYWARD, GOBERT]
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -270,6 +275,21 @@ def test_a_failure_while_streaming_leaves_no_file(
         assert code == EXIT_DATABASE
         assert err.startswith("temporaldb panel: cannot reach the database: server closed the connection")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(league: str) -> None:
+    """`temporaldb panel ... | head`: one line on stderr and exit code 1 (about 1 MB of CSV, more than a pipe holds)."""
+    command = [sys.executable, "-m", "temporaldb.cli", "panel", "--all", "--from", SPAN[0], "--to", SPAN[1],
+               "--every", "1h", "--dsn", league]  # fmt: skip
+    with subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None
+        assert child.stderr is not None
+        assert child.stdout.readline().startswith(b"player_id,as_of,")
+        child.stdout.close()
+        err = child.stderr.read().decode()
+        assert child.wait(timeout=120) == EXIT_STDOUT_CLOSED
+    assert err.splitlines()[-1] == "temporaldb panel: stdout was closed by its reader; stopped"
+    assert "Traceback" not in err
 
 
 # --- the moments alone -----------------------------------------------------------------------------------------
