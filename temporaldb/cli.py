@@ -439,9 +439,10 @@ def _run_generate(args: argparse.Namespace) -> int:
 def _add_demo(commands: Commands) -> None:
     parser = commands.add_parser(
         "demo",
-        help="local server, migrations, three synthetic seasons, and a headline as-of answer",
-        description="Start the embedded server, migrate, generate and load 2013-14 to 2015-16, and answer "
-        "Kobe Bryant's career totals at 7:02:34.560 PM CT on June 19, 2016 with its latency.",
+        help="local server, migrations, three synthetic seasons, a headline as-of answer and a picture",
+        description="Start the embedded server, migrate, generate and load 2013-14 to 2015-16, answer "
+        "Kobe Bryant's career totals at 7:02:34.560 PM CT on June 19, 2016 with its latency, and draw the "
+        "top scorers' career points to .local/demo-race.png.",
     )
     parser.add_argument("--project-dir", type=Path, help="folder holding Pulumi.yaml (default: found from here)")
     parser.set_defaults(handler=_database_errors(_run_demo))
