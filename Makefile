@@ -15,7 +15,7 @@ help: ## show this help
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,analysis]'
 	@touch $(STAMP)
 
 # The upgrade drill's oldest source, PostgreSQL 15, comes from Debian (16 and 18 come from wheels).

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 STATS = (
     "games_played", "points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "oreb", "dreb", "rebounds",
@@ -18,8 +19,13 @@ SCOPES = ("career", "season", "game")
 SEASON_TYPES = ("regular", "playoffs", "all")
 
 
-class AsOfError(Exception):
+class AsOfError(ValueError):
     """The subject or the moment cannot be resolved."""
+
+
+def default_scope(team: bool) -> str:
+    """Career for a player, season for a team (as the one-cell SQL functions)."""
+    return "season" if team else "career"
 
 
 @dataclass(frozen=True)
@@ -39,20 +45,26 @@ class AsOfAnswer:
     latency_ms: float
 
 
-def parse_moment(text: str, zone: str | None) -> dt.datetime:
-    """ISO 8601; a time without an offset needs --tz (e.g. America/Chicago for CT)."""
+def parse_zone(zone: str, option: str = "--tz") -> ZoneInfo:
+    """A time zone by IANA name (e.g. America/Chicago)."""
+    try:
+        return ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AsOfError(f"{option} {zone!r} is not a time zone name such as America/Chicago") from None
+
+
+def parse_moment(text: str, zone: str | None, option: str = "--at") -> dt.datetime:
+    """ISO 8601; a time without an offset needs --tz (e.g. America/Chicago for CT). `option` names the input
+    in errors."""
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise AsOfError(f"--at {text!r} is not an ISO 8601 time such as 2016-06-19T19:02:34.560-05:00") from None
+        raise AsOfError(f"{option} {text!r} is not an ISO 8601 time such as 2016-06-19T19:02:34.560-05:00") from None
     if moment.tzinfo is not None:
         return moment
     if zone is None:
-        raise AsOfError(f"--at {text!r} has no UTC offset; add one (e.g. -05:00) or pass --tz America/Chicago")
-    try:
-        return moment.replace(tzinfo=ZoneInfo(zone))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise AsOfError(f"--tz {zone!r} is not a time zone name such as America/Chicago") from None
+        raise AsOfError(f"{option} {text!r} has no UTC offset; add one (e.g. -05:00) or pass --tz America/Chicago")
+    return moment.replace(tzinfo=parse_zone(zone))
 
 
 def resolve_subject(connection: psycopg.Connection[Any], text: str, *, team: bool) -> Subject:
@@ -91,6 +103,19 @@ def stats_as_of(
     if row is None:
         raise AsOfError(f"{function} returned no row")
     return AsOfAnswer(subject, as_of, scope, season_type, dict(zip(STATS, row, strict=True)), latency_ms)
+
+
+def document(answer: AsOfAnswer) -> dict[str, Any]:
+    """The answer as `temporaldb asof --json` prints it (and `temporaldb.connect().asof` returns it)."""
+    subject = answer.subject
+    return {
+        "subject": {"kind": subject.kind, "id": subject.subject_id, "name": subject.name},
+        "as_of": answer.as_of.isoformat(timespec="milliseconds"),
+        "scope": answer.scope,
+        "season_type": answer.season_type,
+        "stats": answer.stats,
+        "latency_ms": round(answer.latency_ms, 3),
+    }
 
 
 def render(answer: AsOfAnswer) -> str:

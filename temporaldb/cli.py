@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from temporaldb import deployed, localcli, tunnel
+from temporaldb import deployed, localcli, panel, plot, tunnel
 from temporaldb.feeds import bench as import_bench
 from temporaldb.feeds import command
 from temporaldb.roles import login_names
@@ -346,7 +346,7 @@ def _run_asof(args: argparse.Namespace) -> int:
 
     from temporaldb import asof
 
-    scope = args.scope or ("season" if args.team else "career")
+    scope = args.scope or asof.default_scope(args.team)
     try:
         moment = asof.parse_moment(args.at, args.tz)
         with psycopg.connect(_connect_dsn(args, "analyst")) as connection:
@@ -356,15 +356,7 @@ def _run_asof(args: argparse.Namespace) -> int:
         print(f"temporaldb asof: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.json:
-        document = {
-            "subject": {"kind": subject.kind, "id": subject.subject_id, "name": subject.name},
-            "as_of": answer.as_of.isoformat(timespec="milliseconds"),
-            "scope": scope,
-            "season_type": args.season_type,
-            "stats": answer.stats,
-            "latency_ms": round(answer.latency_ms, 3),
-        }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(asof.document(answer), indent=2))
     else:
         print(asof.render(answer))
     return EXIT_OK
@@ -447,9 +439,10 @@ def _run_generate(args: argparse.Namespace) -> int:
 def _add_demo(commands: Commands) -> None:
     parser = commands.add_parser(
         "demo",
-        help="local server, migrations, three synthetic seasons, and a headline as-of answer",
-        description="Start the embedded server, migrate, generate and load 2013-14 to 2015-16, and answer "
-        "Kobe Bryant's career totals at 7:02:34.560 PM CT on June 19, 2016 with its latency.",
+        help="local server, migrations, three synthetic seasons, a headline as-of answer and a picture",
+        description="Start the embedded server, migrate, generate and load 2013-14 to 2015-16, answer "
+        "Kobe Bryant's career totals at 7:02:34.560 PM CT on June 19, 2016 with its latency, and draw the "
+        "top scorers' career points to .local/demo-race.png.",
     )
     parser.add_argument("--project-dir", type=Path, help="folder holding Pulumi.yaml (default: found from here)")
     parser.set_defaults(handler=_database_errors(_run_demo))
@@ -539,6 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load(commands)
     command.register(commands)
     _add_asof(commands)
+    panel.register(commands)
+    plot.register(commands)
     _add_stack_dsn(commands)
     _add_generate(commands)
     localcli.register(commands)

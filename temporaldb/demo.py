@@ -17,15 +17,20 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from temporaldb import asof, localpg
+from temporaldb import asof, localpg, plot
 from temporaldb.generate import generate_once
 from temporaldb.load import load_directory
+from temporaldb.moments import Span
+from temporaldb.panelquery import When, Who
 
 FIRST_SEASON = 2013
 SEASONS = 3
 HEADLINE_MOMENT = dt.datetime(2016, 6, 19, 19, 2, 34, 560000, tzinfo=ZoneInfo("America/Chicago"))
 HEADLINE_PLAYER = "Kobe Bryant"
 LATENCY_RUNS = 200
+RACE_LEADERS = 4
+"""The demo's picture: the top scorers in the data by the headline moment, and the headline player."""
+RACE_END = dt.datetime(2016, 7, 1, tzinfo=ZoneInfo("America/Chicago"))
 
 Say = Callable[[str], None]
 
@@ -59,6 +64,25 @@ def _headline(dsn: str) -> tuple[asof.AsOfAnswer, float]:
     return answer, statistics.median(samples)
 
 
+def _race_picture(dsn: str, path: Path) -> Path:
+    """Career points of the top scorers and the headline player from the first game loaded, the headline
+    moment marked: the picture README.md shows (docs/race.png)."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        first = connection.execute("select min(tipoff_at) from nba.games").fetchone()
+        leaders = connection.execute(
+            "select player_id from nba.player_stats_panel(null, array[%s]::timestamptz[]) "
+            "order by points desc, player_id limit %s",
+            (HEADLINE_MOMENT, RACE_LEADERS),
+        ).fetchall()
+        zone = HEADLINE_MOMENT.tzinfo or dt.UTC
+        start = dt.datetime.combine((first[0] if first else HEADLINE_MOMENT).astimezone(zone).date(), dt.time(0), zone)
+        who = Who("player", names=(*(str(row[0]) for row in leaders), HEADLINE_PLAYER))
+        when = When(Span(start, RACE_END), None, "career", "regular")
+        figure = plot.race_picture(connection, who, when, at=HEADLINE_MOMENT, zone=zone)
+    plot.save_to(figure, path)
+    return path
+
+
 def run(project_root: Path, say: Say, *, seasons: int = SEASONS, first_season: int = FIRST_SEASON) -> str:
     """The demo; `seasons` and `first_season` shrink the league (the tests load one season)."""
     server = localpg.start(project_root)
@@ -79,10 +103,14 @@ def run(project_root: Path, say: Say, *, seasons: int = SEASONS, first_season: i
         summary = load_directory(writer_dsn, folder, progress)
         say(f"loaded {summary.rows.get('events', 0):,} events in {summary.seconds:.1f} s")
     answer, median_ms = _headline(reader_dsn)
+    picture = _race_picture(reader_dsn, project_root / ".local" / "demo-race.png")
     return (
         f"\n{asof.render(answer)}\n  warm median over {LATENCY_RUNS} calls: {median_ms:.3f} ms\n"
         f"  (synthetic data: the generator gives this player a 20-season career ending on 2016-04-13; "
         f"the real figures are 33,643 points in 1,346 games)\n\n"
+        f"Picture: {picture} (career points of the top scorers and {HEADLINE_PLAYER}, the headline moment marked)\n\n"
         f"Try: .venv/bin/temporaldb asof 'Kobe Bryant' --at 2016-04-14T03:45:00Z --scope game\n"
-        f"     .venv/bin/temporaldb asof LAL --team --at 2016-04-14T03:45:00Z"
+        f"     .venv/bin/temporaldb asof LAL --team --at 2016-04-14T03:45:00Z\n"
+        f"     .venv/bin/temporaldb panel --all --from 2015-10-27 --to 2016-04-14 --every 1d --out season.parquet\n"
+        f"     .venv/bin/temporaldb plot standings --season 2015-16 --out standings.png"
     )

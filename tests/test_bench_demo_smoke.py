@@ -303,6 +303,8 @@ def test_demo_on_one_season(project: Path) -> None:
     assert shown[STATS.index("points")] > 0
     assert int(answer["runs"]) == demo.LATENCY_RUNS
     assert float(answer["median_ms"]) > 0
+    # It draws its picture (the race of the top scorers and the headline player, README's docs/race.png).
+    assert (project / ".local" / "demo-race.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
     # The demo loaded as etl into the role model's database, which the readers see.
     with psycopg.connect(localpg.dsn(project, role="analyst")) as connection:
