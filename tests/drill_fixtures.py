@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +18,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from psycopg.conninfo import make_conninfo
 
 from temporaldb.bootstrap import bootstrap
+from temporaldb.feeds.bench import s3_emulator
 from temporaldb.load import load_directory
 from tests.nbadata import write_league
 from tests.pgservers import ThrowawayServer, start_throwaway_server
@@ -39,22 +38,9 @@ STACK_TAGS = [
 VOLATILE = ("LatestRestorableTime",)  # moto answers "now"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def emulator() -> Iterator[str]:
-    """moto's server on a free local port; its endpoint URL."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+# One moto server helper for the tests and the import benchmark.
+emulator = s3_emulator
+"""moto's server on a free local port; its endpoint URL."""
 
 
 def reset(endpoint: str) -> None:

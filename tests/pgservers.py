@@ -19,7 +19,6 @@ import atexit
 import functools
 import importlib.util
 import shutil
-import socket
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from temporaldb.feeds.bench import free_port
 from temporaldb.pgcluster import (
     LOOPBACK,
     SUPERUSER,
@@ -165,7 +165,7 @@ def start_throwaway_server(
     runnable = (binaries or binaries_for(major)).runnable_by(account)
     root_dir = Path(tempfile.mkdtemp(prefix=f"pg{major}-", dir=_usable_base(account, base_dir)))
     account.own(root_dir)
-    port = _free_port() if tcp else SOCKET_PORT
+    port = free_port() if tcp else SOCKET_PORT
     server = ThrowawayServer(major, root_dir, runnable, account, port=port, tcp=tcp)
     try:
         _init(server, hba, data_files or {})
@@ -212,15 +212,9 @@ def _start(server: ThrowawayServer, settings: Mapping[str, str]) -> None:
         except LocalServerError:
             if attempt == attempts:
                 raise
-            server.port = _free_port()  # most likely taken by another process since we picked it
+            server.port = free_port()  # most likely taken by another process since we picked it
 
 
 def _base_settings(server: ThrowawayServer) -> dict[str, str]:
     listening = {"listen_addresses": LOOPBACK, "port": str(server.port)} if server.tcp else {}
     return {**TEST_SETTINGS, "unix_socket_directories": str(server.root_dir), **listening}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])

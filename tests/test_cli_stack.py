@@ -43,9 +43,9 @@ from temporaldb.cli import (
     EXIT_USAGE,
     main,
 )
+from temporaldb.feeds.bench import free_port
 from temporaldb.load import load_directory
 from temporaldb.pgcluster import PgBinaries
-from tests.drill_fixtures import free_port
 from tests.nbadata import write_league
 from tests.pgservers import ThrowawayServer, start_throwaway_server
 from tests.test_load import HAND_MADE, KOBE

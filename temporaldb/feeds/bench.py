@@ -286,7 +286,8 @@ def measure(usage_file: str, command: Sequence[str]) -> int:
 # ---------------------------------------------------------------------------------------------------- S3
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the tests start their servers on one too)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -301,7 +302,7 @@ def s3_emulator(endpoint_url: str | None = None) -> Iterator[str]:
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 (a dev dependency, installed by make setup)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # not a line on stderr per request
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
