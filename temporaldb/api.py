@@ -73,7 +73,10 @@ class Client:
         `end` every `every` ("1d", "6h", "15m", ... or "game"), as `temporaldb panel` writes them: one row per
         subject and moment, `as_of` in UTC, ids and stats int64."""
         pandas_required()
-        from temporaldb.panelwrite import arrow_schema, record_batch
+        import pyarrow as pa
+
+        from temporaldb import panelfetch
+        from temporaldb.panelwrite import arrow_schema
 
         who = _who(players, teams, roster)
         span = moments.parse_span(_text(start), _text(end), tz, ("start", "end"))
@@ -82,11 +85,8 @@ class Client:
         labels = panelquery.Labels(players="players", team="roster" if roster is not None else "teams")
         with panelquery.snapshot(self.connection):
             panel = panelquery.plan(self.connection, who, when, labels)
-            schema = arrow_schema(panel.id_column)
-            batches = [record_batch(rows, schema) for rows in panelquery.rows(self.connection, panel)]
-        import pyarrow as pa
-
-        return pa.Table.from_batches(batches, schema).to_pandas()
+            tables = list(panelfetch.tables(self.connection, panel))
+        return pa.concat_tables(tables or [arrow_schema(panel.id_column).empty_table()]).to_pandas()
 
     def standings(self, at: Moment, season: str | None = None, *, tz: str | None = None) -> pd.DataFrame:
         """nba.standings_as_of: one row per team of the season in progress at `at` (or of `season`)."""

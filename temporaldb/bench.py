@@ -149,6 +149,11 @@ def _fresh_database(dsn: str, name: str) -> str:
     return libpq.make_conninfo(dsn, dbname=name)
 
 
+def database_dsn(server_dsn: str) -> str:
+    """The benchmark's database (nba_bench) on the server of `server_dsn`."""
+    return libpq.make_conninfo(server_dsn, dbname=BENCH_DATABASE)
+
+
 def generate(folder: Path, seasons: int, say: Say) -> Generation:
     """The full-history league, generated once into folder and reused after."""
     say(f"generating {seasons} seasons into {folder}")
@@ -199,7 +204,7 @@ class LoadFigures:
 
 def load_fresh(server_dsn: str, folder: Path, events: int, say: Say) -> LoadFigures:
     """A fresh nba_bench database, migrated, loaded by `temporaldb load` in a child, then vacuumed and analyzed."""
-    dsn = _fresh_database(server_dsn, BENCH_DATABASE)
+    dsn = _fresh_database(server_dsn, BENCH_DATABASE)  # database_dsn(server_dsn), emptied
     migrate(dsn)
     say(f"loading {events:,} events")
     load_seconds, peak_rss_mb = load_in_child(dsn, folder, say)

@@ -483,6 +483,16 @@ def _add_bench(commands: Commands) -> None:
         "class's size when one can be made; it loads the data, reports time and peak memory, and removes the "
         "server. With --results it replaces only its own section of the file; a full run keeps that section.",
     )
+    panels = parser.add_argument_group(
+        "panels",
+        "--panels measures only the panels, on the database nba_bench a full run loaded: a season's panel to "
+        "Parquet against the one-cell function cell by cell, and `temporaldb panel`'s peak RSS (a full run "
+        "measures them too). With --results it replaces only its own section of the file.",
+    )
+    panels.add_argument("--panels", action="store_true", help="only the panel benchmark")
+    panels.add_argument("--season", help="the panel's season, e.g. 2015-16 (default: the last in the data)")
+    panels.add_argument("--jobs", type=int, default=2, help="connections fetching the panel (default 2)")
+    panels.add_argument("--rounds", type=int, default=5, help="rounds of each measure (default 5)")
     small.add_argument("--server-like", metavar="CLASS", help="an RDS instance class, e.g. db.t3.micro")
     small.add_argument(
         "--class-memory",
@@ -502,6 +512,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     from temporaldb.pgcluster import LocalServerError
 
     command = "temporaldb " + " ".join(shlex.quote(part) for part in args.argv if not part.startswith("postgres"))
+    if args.panels:
+        print(_bench_panels(args, resolve_dsn(args.dsn), command))
+        return EXIT_OK
     if args.server_like is None and args.class_memory is None:
         queries = 20000 if args.queries is None else args.queries
         result = bench.run(resolve_dsn(args.dsn), args.data, seasons=args.seasons, queries=queries, say=_say)
@@ -509,6 +522,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         if args.results:
             bench.write_report(args.results, report)
         print(bench.as_json(result) if args.json else report)
+        print(_bench_panels(args, resolve_dsn(args.dsn), command))
         return EXIT_OK
     try:
         print(bench_small_server.from_command(args, command, _say))
@@ -519,6 +533,18 @@ def _run_bench(args: argparse.Namespace) -> int:
         print(f"temporaldb bench: {error}", file=sys.stderr)
         return EXIT_DATABASE
     return EXIT_OK
+
+
+def _bench_panels(args: argparse.Namespace, server_dsn: str, command: str) -> str:
+    """The panel benchmark on nba_bench of the server; its section of --results replaced."""
+    from temporaldb import bench, bench_panel
+
+    dsn = bench.database_dsn(server_dsn)
+    result = bench_panel.run(dsn, season=args.season, jobs=args.jobs, rounds=args.rounds, say=_say)
+    section = bench_panel.render_section(result, command)
+    if args.results:
+        bench.write_section(args.results, bench_panel.SECTION, section)
+    return bench_panel.as_json(result) if args.json else section
 
 
 def build_parser() -> argparse.ArgumentParser:

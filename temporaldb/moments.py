@@ -7,7 +7,6 @@ index, never all held at once, so a panel of millions of moments costs no memory
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -126,11 +125,6 @@ class Stepped:
 
 def chunk(moments: Moments, start: int, stop: int) -> list[dt.datetime]:
     return [moments.at(index) for index in range(start, min(stop, len(moments)))]
-
-
-def first_at_or_after(moments: Moments, moment: dt.datetime) -> int:
-    """The index of the first moment at or after `moment` (len(moments) if none): a binary search."""
-    return bisect.bisect_left(range(len(moments)), moment, key=moments.at)
 
 
 def iso(moment: dt.datetime, zone: dt.tzinfo) -> str:

@@ -15,21 +15,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from temporaldb import moments, panelquery
 from temporaldb.asof import SCOPES, SEASON_TYPES, AsOfError
 from temporaldb.output import OutputError, atomic_file
 from temporaldb.panelquery import CHUNK_CELLS, Panel, PanelError, Who
-from temporaldb.panelwrite import columns, open_writer
+from temporaldb.panelwrite import ParquetWriter, columns, open_writer
 
 if TYPE_CHECKING:
-    import psycopg
-
     from temporaldb.panelwrite import Writer
 
+Batch = TypeVar("Batch")
 NAME = "panel"
 MAX_CELLS = 50_000_000
+JOBS = 2
+"""Connections fetching a Parquet panel at once: the server's work runs on two cores, the parsing here."""
+MAX_JOBS = 16
 EXIT_STDOUT_CLOSED = 1
 PROGRESS_SECONDS = 1.0
 SUFFIXES = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
@@ -101,6 +103,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--chunk-cells", type=int, default=CHUNK_CELLS, metavar="N", help=f"cells per query (default {CHUNK_CELLS:,})"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=JOBS,
+        metavar="N",
+        help=f"Parquet: queries at once, on N connections reading one snapshot (default {JOBS}; 1 to {MAX_JOBS})",
+    )
     cli._add_connection(parser, "analyst")
     parser.set_defaults(handler=cli._database_errors(_run))
 
@@ -134,7 +143,7 @@ def one_line_errors(command: str, work: Callable[[], None]) -> int:
 def _panel(args: argparse.Namespace) -> None:
     import psycopg  # not needed for --help
 
-    from temporaldb import cli  # cli imports this module
+    from temporaldb import cli, panelfetch  # cli imports this module; panelfetch imports pyarrow
 
     form = _format(args)
     who = _who(args)
@@ -143,16 +152,23 @@ def _panel(args: argparse.Namespace) -> None:
     zone = moments.output_zone(args.tz)
     started = time.monotonic()
     when = panelquery.When(span, step, args.scope, args.season_type)
+    dsn = cli._connect_dsn(args, "analyst")
     with (
         _destination(args.out) as handle,
-        psycopg.connect(cli._connect_dsn(args, "analyst"), autocommit=True) as connection,
+        psycopg.connect(dsn, autocommit=True) as connection,
         panelquery.snapshot(connection),
     ):
         panel = panelquery.plan(connection, who, when)
         _check_size(panel, args.max_cells)
-        sink = sys.stdout.write if handle is None else (lambda text: handle.write(text.encode()))
-        writer = open_writer(form, columns(panel.id_column), zone, sink=sink, handle=handle)
-        written = _stream(connection, panel, writer, args.chunk_cells, cli._say)
+        if form == "parquet" and handle is not None:
+            parquet = ParquetWriter(handle, panel.id_column)
+            tables = panelfetch.tables(connection, panel, args.chunk_cells, dsn=dsn, jobs=args.jobs)
+            written = _stream(tables, parquet.write_table, lambda table: table.num_rows, writer=parquet, panel=panel)
+        else:
+            sink = sys.stdout.write if handle is None else (lambda text: handle.write(text.encode()))
+            writer = open_writer(form, columns(panel.id_column), zone, sink=sink, handle=handle)
+            batches = panelquery.rows(connection, panel, args.chunk_cells)
+            written = _stream(batches, writer.write, len, writer=writer, panel=panel)
     where = f" to {args.out}" if args.out else ""
     shape = f"{_count(len(panel.ids), panel.kind)} x {_count(len(panel.moments), 'moment')}"
     cli._say(f"temporaldb panel: {written:,} cells ({shape}){where} in {time.monotonic() - started:.1f} s")
@@ -162,6 +178,8 @@ def _format(args: argparse.Namespace) -> str:
     for option, value in (("--max-cells", args.max_cells), ("--chunk-cells", args.chunk_cells)):
         if value < 1:
             raise UsageError(f"{option} {value}: must be 1 or more")
+    if not 1 <= args.jobs <= MAX_JOBS:
+        raise UsageError(f"--jobs {args.jobs}: must be 1 to {MAX_JOBS}")
     form: str = args.form or (SUFFIXES.get(args.out.suffix.lower(), "csv") if args.out else "csv")
     if form == "parquet" and args.out is None:
         raise UsageError("--format parquet needs --out FILE (Parquet is not written to stdout)")
@@ -209,14 +227,21 @@ def _destination(out: Path | None) -> Iterator[BinaryIO | None]:
 
 
 def _stream(
-    connection: psycopg.Connection[Any], panel: Panel, writer: Writer, chunk_cells: int, say: Callable[[str], None]
+    batches: Iterator[Batch],
+    write: Callable[[Batch], None],
+    size: Callable[[Batch], int],
+    *,
+    writer: Writer,
+    panel: Panel,
 ) -> int:
-    """Write every row; progress on stderr about every second when it takes longer than that."""
+    """Write every batch; progress on stderr about every second when it takes longer than that."""
+    from temporaldb.cli import _say as say  # cli imports this module
+
     written, last = 0, time.monotonic()
     try:
-        for batch in panelquery.rows(connection, panel, chunk_cells):
-            writer.write(batch)
-            written += len(batch)
+        for batch in batches:
+            write(batch)
+            written += size(batch)
             if time.monotonic() - last >= PROGRESS_SECONDS:
                 say(f"temporaldb panel: {written:,} / {panel.cells:,} cells ({100 * written / panel.cells:.0f}%)")
                 last = time.monotonic()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from temporaldb import asof
-from temporaldb.moments import Listed, Moments, Span, Step, Stepped, chunk, first_at_or_after
+from temporaldb.moments import Listed, Moments, Span, Step, Stepped, chunk
 
 if TYPE_CHECKING:
     import psycopg
@@ -64,14 +64,13 @@ class When:
 
 @dataclass(frozen=True)
 class Panel:
-    """A resolved panel: the subjects (sorted ids), the moments, and whether the SQL gets its NULL list."""
+    """A resolved panel: the subjects (sorted ids) and the moments."""
 
     kind: str
     ids: tuple[int, ...]
     moments: Moments
     scope: str
     season_type: str
-    every_subject: bool = False
     names: tuple[str, ...] = ()
     """Each id's name, for pictures (empty for a panel of every subject)."""
 
@@ -101,7 +100,7 @@ def split_names(text: str, option: str) -> tuple[str, ...]:
 
 
 def resolve(connection: psycopg.Connection[Any], who: Who, span: Span, labels: Labels) -> tuple[list[int], list[str]]:
-    """Sorted distinct ids, and their names, of a list or a roster (not of everyone: see every_subject)."""
+    """Sorted distinct ids, and their names, of a list or a roster (for everyone: every_subject)."""
     if who.roster is not None:
         team = _one(connection, who.roster, team=True, option=labels.team)
         return _roster(connection, team.subject_id, span), []
@@ -139,38 +138,15 @@ def _roster(connection: psycopg.Connection[Any], team_id: int, span: Span) -> li
 def every_subject(
     connection: psycopg.Connection[Any], kind: str, moments: Moments, scope: str, season_type: str
 ) -> list[int]:
-    """The subjects of the SQL panels' NULL list (README "Panels"), to count cells before running anything and
-    to chunk a large panel: every subject with a game of the season types (any in game scope) tipped off by the
-    last moment; in season scope, in the season in progress at one of the moments."""
+    """The subjects of the SQL panels' NULL list (nba.panel_subjects), to count cells before running anything and
+    to chunk a large panel."""
     if not len(moments):
         return []
-    seasons = _seasons_of(connection, moments) if scope == "season" else None
     rows = connection.execute(
-        """select distinct s.subject_id from nba.stat_lines s
-           where s.subject_kind = %(kind)s and s.tipoff_at <= %(last)s
-             and (%(game)s or s.season_type = any (nba.season_types(%(season_type)s)))
-             and (%(seasons)s::text[] is null or s.season = any (%(seasons)s::text[]))
-           order by 1""",
-        {
-            "kind": kind[0],
-            "last": moments.at(len(moments) - 1),
-            "game": scope == "game",
-            "season_type": season_type,
-            "seasons": seasons,
-        },
+        "select subject_id from nba.panel_subjects(%s, %s::timestamptz[], %s, %s) order by 1",
+        (kind[0], chunk(moments, 0, len(moments)), scope, season_type),
     ).fetchall()
     return [row[0] for row in rows]
-
-
-def _seasons_of(connection: psycopg.Connection[Any], moments: Moments) -> list[str]:
-    """The seasons in progress at one of the moments: the latest season begun by then (seasons never overlap)."""
-    seasons = connection.execute("select season, starts_at from nba.seasons order by starts_at").fetchall()
-    found = []
-    for (season, starts_at), following in zip(seasons, [*seasons[1:], None], strict=True):
-        first = first_at_or_after(moments, starts_at)
-        if first < len(moments) and (following is None or moments.at(first) < following[1]):
-            found.append(season)
-    return found
 
 
 def game_ends(
@@ -217,31 +193,32 @@ def plan(connection: psycopg.Connection[Any], who: Who, when: When, labels: Labe
     if who.names is None and who.roster is None:
         moments = moments_of(connection, who.kind, None, when)
         ids = every_subject(connection, who.kind, moments, when.scope, when.season_type)
-        return Panel(who.kind, tuple(ids), moments, when.scope, when.season_type, every_subject=True)
+        return Panel(who.kind, tuple(ids), moments, when.scope, when.season_type)
     ids, names = resolve(connection, who, when.span, labels or Labels())
     kind = "player" if who.roster is not None else who.kind
     moments = moments_of(connection, kind, ids, when)
     return Panel(kind, tuple(ids), moments, when.scope, when.season_type, names=tuple(names))
 
 
-def rows(connection: psycopg.Connection[Any], panel: Panel, chunk_cells: int = CHUNK_CELLS) -> Iterator[list[Row]]:
-    """The panel's rows in batches, ordered by id then moment. A panel of every subject that fits one chunk is
-    one call with the NULL list; otherwise each call takes as many subjects as fit in `chunk_cells` with every
-    moment, or one subject with `chunk_cells` moments. Call inside `snapshot`."""
-    query = f"select * from nba.{panel.kind}_stats_panel(%s::bigint[], %s::timestamptz[], %s, %s)"
+def calls(panel: Panel, chunk_cells: int = CHUNK_CELLS) -> Iterator[tuple[list[int], list[dt.datetime]]]:
+    """The subjects and moments of each SQL call, in the panel's order: as many subjects as fit in `chunk_cells`
+    with every moment, or one subject with `chunk_cells` moments at a time."""
     count = len(panel.moments)
     if not panel.cells:
-        return
-    if panel.every_subject and panel.cells <= chunk_cells:
-        yield from _fetch(connection, query, (None, chunk(panel.moments, 0, count), panel.scope, panel.season_type))
         return
     per_call = min(count, chunk_cells)
     subjects_per_call = max(1, chunk_cells // per_call)
     for first in range(0, len(panel.ids), subjects_per_call):
         ids = list(panel.ids[first : first + subjects_per_call])
         for start in range(0, count, per_call):
-            moments = chunk(panel.moments, start, start + per_call)
-            yield from _fetch(connection, query, (ids, moments, panel.scope, panel.season_type))
+            yield ids, chunk(panel.moments, start, start + per_call)
+
+
+def rows(connection: psycopg.Connection[Any], panel: Panel, chunk_cells: int = CHUNK_CELLS) -> Iterator[list[Row]]:
+    """The panel's rows in batches, ordered by id then moment. Call inside `snapshot`."""
+    query = f"select * from nba.{panel.kind}_stats_panel(%s::bigint[], %s::timestamptz[], %s, %s)"
+    for ids, moments in calls(panel, chunk_cells):
+        yield from _fetch(connection, query, (ids, moments, panel.scope, panel.season_type))
 
 
 def _fetch(connection: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) -> Iterator[list[Row]]:

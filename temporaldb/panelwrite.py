@@ -118,10 +118,17 @@ class ParquetWriter:
         self._group_rows = row_group_rows or ROW_GROUP_ROWS
 
     def write(self, rows: Sequence[Row]) -> None:
-        if not rows:
-            return
-        self._pending.append(record_batch(rows, self._schema))
-        self._pending_rows += len(rows)
+        if rows:
+            self._add(record_batch(rows, self._schema))
+
+    def write_table(self, table: pa.Table) -> None:
+        """Cells already in columns of this schema (temporaldb.panelfetch)."""
+        for batch in table.to_batches():
+            self._add(batch)
+
+    def _add(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
         if self._pending_rows >= self._group_rows:
             self._flush()
 

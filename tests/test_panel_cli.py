@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -27,7 +28,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 import temporaldb
-from temporaldb import moments, panelquery, panelwrite
+from temporaldb import moments, panelfetch, panelquery, panelwrite
 from temporaldb.bootstrap import bootstrap
 from temporaldb.cli import EXIT_BAD_INPUT, EXIT_DATABASE, EXIT_OK, EXIT_USAGE
 from temporaldb.panel import EXIT_STDOUT_CLOSED
@@ -97,6 +98,52 @@ def test_parquet_keeps_the_types_and_equals_the_sql_panel(
     rows = [tuple(row.values()) for row in table.to_pylist()]
     assert rows == sql_panel(league, "player", None, DAYS)
     assert [path.name for path in tmp_path.iterdir()] == ["season.parquet"]  # no temporary file left
+
+
+@pytest.mark.parametrize("jobs", ["1", "3"])
+@pytest.mark.parametrize("scope", ["career", "season", "game"])
+def test_parquet_in_chunks_on_several_connections_equals_one_sql_call(
+    league: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, jobs: str, scope: str
+) -> None:
+    """Every subject of the league a call (chunks of 103 cells), fetched by 1 or 3 connections: the same rows, in
+    the same order, as the SQL panel in one call."""
+    out = tmp_path / "panel.parquet"
+    args = ("--all", "--every", "1d", "--scope", scope, "--season-type", "all", "--out", str(out))
+    code, _, _ = panel(capsys, league, *args, "--chunk-cells", "103", "--jobs", jobs)
+    assert code == EXIT_OK
+    assert [tuple(row.values()) for row in pq.read_table(out).to_pylist()] == sql_panel(
+        league, "player", None, DAYS, scope, "all"
+    )
+
+
+def test_parallel_fetches_read_the_snapshot_of_the_first_connection(
+    league: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change committed after the panel began, before the other connections start, is not in it: they import
+    the first connection's snapshot."""
+    before = sql_panel(league, "player", None, DAYS)
+    real_joined = panelfetch._joined
+    loads: list[str] = []
+
+    def joined_after_a_load(dsn: str, snapshot: str) -> psycopg.Connection[Any]:
+        with psycopg.connect(league, autocommit=True) as other:
+            other.execute("update nba.stat_lines set cum_points = cum_points + 1")
+        loads.append(snapshot)
+        return real_joined(dsn, snapshot)
+
+    monkeypatch.setattr(panelfetch, "_joined", joined_after_a_load)
+    try:
+        with psycopg.connect(league, autocommit=True) as connection, panelquery.snapshot(connection):
+            span = moments.parse_span(SPAN[0], SPAN[1], None)
+            when = panelquery.When(span, moments.parse_step("1d"))
+            plan = panelquery.plan(connection, panelquery.Who("player"), when)
+            fetched = list(panelfetch.tables(connection, plan, chunk_cells=103, dsn=league, jobs=2))
+    finally:
+        with psycopg.connect(league, autocommit=True) as other:
+            other.execute("update nba.stat_lines set cum_points = cum_points - %s", (len(loads),))
+    assert len(loads) == 2  # one per connection
+    assert len(fetched) == len(plan.ids) > 2  # one call per subject, more calls than connections
+    assert [tuple(row.values()) for table in fetched for row in table.to_pylist()] == before
 
 
 def test_parquet_is_written_in_row_groups(
@@ -210,6 +257,7 @@ BAD = [
     (("--players", "977", "--teams", "--every", "1d"), EXIT_USAGE, "--teams goes with --all"),
     (("--all", "--every", "1d", "--tz", "Mars/Olympus"), EXIT_BAD_INPUT, "--tz 'Mars/Olympus' is not a time zone"),
     (("--all", "--every", "1d", "--chunk-cells", "0"), EXIT_USAGE, "--chunk-cells 0: must be 1 or more"),
+    (("--all", "--every", "1d", "--jobs", "0"), EXIT_USAGE, "--jobs 0: must be 1 to 16"),
 ]
 BAD_TIMES = [
     (("--from", "2016-01-09T00:00", "--to", SPAN[1]), "--from '2016-01-09T00:00' has no UTC offset"),
@@ -268,10 +316,23 @@ def test_a_failure_while_streaming_leaves_no_file(
         batches.close()
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
+    real_copy = panelfetch._copy
+    copies: list[object] = []
+
+    def broken_copy(*args: Any) -> pa.Table:
+        copies.append(args)
+        if len(copies) > 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return real_copy(*args)
+
     monkeypatch.setattr(panelquery, "rows", broken)
-    for name in ("panel.csv", "panel.parquet"):
+    monkeypatch.setattr(panelfetch, "_copy", broken_copy)
+    for name, jobs in (("panel.csv", "1"), ("panel.parquet", "1"), ("panel.parquet", "2")):
         out = str(tmp_path / name)
-        code, _, err = panel(capsys, league, "--all", "--every", "1d", "--chunk-cells", "10", "--out", out)
+        copies.clear()
+        code, _, err = panel(
+            capsys, league, "--all", "--every", "1d", "--chunk-cells", "10", "--out", out, "--jobs", jobs
+        )
         assert code == EXIT_DATABASE
         assert err.startswith("temporaldb panel: cannot reach the database: server closed the connection")
     assert list(tmp_path.iterdir()) == []
@@ -302,7 +363,6 @@ def test_steps_include_both_ends_when_they_land() -> None:
     assert quarter.at(4) == dt.datetime(2016, 1, 1, 1, tzinfo=UTC)
     assert len(moments.Stepped(span, moments.Step(7, "m"))) == 9  # 0, 7, ..., 56
     assert len(moments.Stepped(span, moments.Step(2, "h"))) == 1
-    assert moments.first_at_or_after(quarter, dt.datetime(2016, 1, 1, 0, 20, tzinfo=UTC)) == 2
 
 
 def test_a_date_alone_is_midnight_utc_or_in_tz() -> None:
