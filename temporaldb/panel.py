@@ -32,6 +32,8 @@ MAX_CELLS = 50_000_000
 JOBS = 2
 """Connections fetching a Parquet panel at once: the server's work runs on two cores, the parsing here."""
 MAX_JOBS = 16
+M_TRIM_THRESHOLD = -1
+"""glibc's mallopt parameter number (malloc.h)."""
 EXIT_STDOUT_CLOSED = 1
 PROGRESS_SECONDS = 1.0
 SUFFIXES = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
@@ -161,6 +163,7 @@ def _panel(args: argparse.Namespace) -> None:
         panel = panelquery.plan(connection, who, when)
         _check_size(panel, args.max_cells)
         if form == "parquet" and handle is not None:
+            _hand_back_freed_memory()
             parquet = ParquetWriter(handle, panel.id_column)
             tables = panelfetch.tables(connection, panel, args.chunk_cells, dsn=dsn, jobs=args.jobs)
             written = _stream(tables, parquet.write_table, lambda table: table.num_rows, writer=parquet, panel=panel)
@@ -172,6 +175,22 @@ def _panel(args: argparse.Namespace) -> None:
     where = f" to {args.out}" if args.out else ""
     shape = f"{_count(len(panel.ids), panel.kind)} x {_count(len(panel.moments), 'moment')}"
     cli._say(f"temporaldb panel: {written:,} cells ({shape}){where} in {time.monotonic() - started:.1f} s")
+
+
+def _hand_back_freed_memory() -> None:
+    """Have glibc return freed heap memory to the system from 128 KiB on (M_TRIM_THRESHOLD).
+
+    Its default threshold rises with the largest block freed (up to 32 MiB), so the CSV and Arrow buffers of each
+    call, freed by the threads that fetched them, stayed mapped: a panel's peak RSS grew with its size (268 MB
+    against 232 MB for 4.8M cells, measured). Other C libraries: nothing to do.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except AttributeError:
+        return
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024)
 
 
 def _format(args: argparse.Namespace) -> str:

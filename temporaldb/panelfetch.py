@@ -134,16 +134,16 @@ def _copy(connection: psycopg.Connection[Any], panel: Panel, call: Call, schema:
         sql.Literal(panel.scope),
         sql.Literal(panel.season_type),
     )
-    buffer = io.BytesIO()
+    text = io.BytesIO()
     with connection.cursor().copy(query) as copy:
-        for data in copy:
-            buffer.write(data)
-    if not buffer.tell():
+        for row in copy:
+            text.write(row)
+    if not text.tell():
         return schema.empty_table()
-    buffer.seek(0)
+    text.seek(0)
     names = columns(panel.id_column)
     return csv.read_csv(
-        buffer,
+        text,
         read_options=csv.ReadOptions(column_names=names),
         convert_options=csv.ConvertOptions(column_types=dict(zip(names, schema.types, strict=True))),
     ).cast(schema)

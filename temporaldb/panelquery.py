@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import psycopg
 
 KINDS = ("player", "team")
-CHUNK_CELLS = 200_000
+CHUNK_CELLS = 100_000
 """Cells per SQL call: a few seconds of server work, a few MB of moments and rows at a time."""
 FETCH_ROWS = 5_000
 """Rows per round trip of a server-side cursor."""

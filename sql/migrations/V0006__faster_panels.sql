@@ -126,47 +126,36 @@ as $$
         cross join types t
         cross join marks
         left join lateral (
-            select x.*
-            from (
-                select s.last_event_at, s.tipoff_at, s.game_id, s.cum_games, s.cum_points, s.cum_fgm, s.cum_fga, s.cum_fg3m, s.cum_fg3a, s.cum_ftm, s.cum_fta, s.cum_oreb, s.cum_dreb, s.cum_rebounds, s.cum_assists, s.cum_steals, s.cum_blocks, s.cum_turnovers, s.cum_fouls,
-                       coalesce(pg_catalog.lag(s.last_event_at) over w, '-infinity') as since,
-                       coalesce(pg_catalog.lag(s.cum_games) over w, 0) as games,
-                       coalesce(pg_catalog.lag(s.cum_points) over w, 0) as points,
-                       coalesce(pg_catalog.lag(s.cum_fgm) over w, 0) as fgm,
-                       coalesce(pg_catalog.lag(s.cum_fga) over w, 0) as fga,
-                       coalesce(pg_catalog.lag(s.cum_fg3m) over w, 0) as fg3m,
-                       coalesce(pg_catalog.lag(s.cum_fg3a) over w, 0) as fg3a,
-                       coalesce(pg_catalog.lag(s.cum_ftm) over w, 0) as ftm,
-                       coalesce(pg_catalog.lag(s.cum_fta) over w, 0) as fta,
-                       coalesce(pg_catalog.lag(s.cum_oreb) over w, 0) as oreb,
-                       coalesce(pg_catalog.lag(s.cum_dreb) over w, 0) as dreb,
-                       coalesce(pg_catalog.lag(s.cum_rebounds) over w, 0) as rebounds,
-                       coalesce(pg_catalog.lag(s.cum_assists) over w, 0) as assists,
-                       coalesce(pg_catalog.lag(s.cum_steals) over w, 0) as steals,
-                       coalesce(pg_catalog.lag(s.cum_blocks) over w, 0) as blocks,
-                       coalesce(pg_catalog.lag(s.cum_turnovers) over w, 0) as turnovers,
-                       coalesce(pg_catalog.lag(s.cum_fouls) over w, 0) as fouls,
-                       pg_catalog.count(*) over () = pg_catalog.row_number() over w as is_last
-                from nba.stat_lines s
-                where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = t.season_type
-                  and s.last_event_at <= marks.hi + nba.max_game_span() and s.tipoff_at <= marks.hi
-                  and s.last_event_at >= coalesce((
-                      select f.last_event_at from nba.stat_lines f
-                      where f.subject_kind = p_kind and f.subject_id = k.subject_id and f.season_type = t.season_type
-                        and f.last_event_at < marks.lo
-                      order by f.last_event_at desc, f.game_id desc
-                      limit 1), '-infinity')
-                window w as (order by s.last_event_at, s.game_id)
-            ) x
+            select s.last_event_at, s.tipoff_at, s.game_id, s.cum_games, s.cum_points, s.cum_fgm, s.cum_fga,
+                   s.cum_fg3m, s.cum_fg3a, s.cum_ftm, s.cum_fta, s.cum_oreb, s.cum_dreb, s.cum_rebounds, s.cum_assists,
+                   s.cum_steals, s.cum_blocks, s.cum_turnovers, s.cum_fouls,
+                   pg_catalog.lead(s.last_event_at) over w as next_end,
+                   pg_catalog.lead(s.tipoff_at) over w as next_tipoff, pg_catalog.lead(s.game_id) over w as next_game,
+                   pg_catalog.row_number() over w = 1 as is_first
+            from nba.stat_lines s
+            where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = t.season_type
+              and s.last_event_at <= marks.hi + nba.max_game_span() and s.tipoff_at <= marks.hi
+              and s.last_event_at >= coalesce((
+                  select f.last_event_at from nba.stat_lines f
+                  where f.subject_kind = p_kind and f.subject_id = k.subject_id and f.season_type = t.season_type
+                    and f.last_event_at < marks.lo
+                  order by f.last_event_at desc, f.game_id desc
+                  limit 1), '-infinity')
+            window w as (order by s.last_event_at, s.game_id)
         ) l on true
         cross join lateral (
-            -- before each game, and after the last
-            select coalesce(l.since, '-infinity') as since, coalesce(l.last_event_at, 'infinity') as until,
-                   l.tipoff_at as next_tipoff,
-                   l.game_id as next_game, coalesce(l.games, 0) as games, coalesce(l.points, 0) as points, coalesce(l.fgm, 0) as fgm, coalesce(l.fga, 0) as fga, coalesce(l.fg3m, 0) as fg3m, coalesce(l.fg3a, 0) as fg3a, coalesce(l.ftm, 0) as ftm, coalesce(l.fta, 0) as fta, coalesce(l.oreb, 0) as oreb, coalesce(l.dreb, 0) as dreb, coalesce(l.rebounds, 0) as rebounds, coalesce(l.assists, 0) as assists, coalesce(l.steals, 0) as steals, coalesce(l.blocks, 0) as blocks, coalesce(l.turnovers, 0) as turnovers, coalesce(l.fouls, 0) as fouls
+            -- after each game, until the next one's end
+            select l.last_event_at as since, coalesce(l.next_end, 'infinity') as until, l.next_tipoff,
+                   l.next_game, l.cum_games as games, l.cum_points as points, l.cum_fgm as fgm, l.cum_fga as fga,
+                   l.cum_fg3m as fg3m, l.cum_fg3a as fg3a, l.cum_ftm as ftm, l.cum_fta as fta, l.cum_oreb as oreb,
+                   l.cum_dreb as dreb, l.cum_rebounds as rebounds, l.cum_assists as assists, l.cum_steals as steals,
+                   l.cum_blocks as blocks, l.cum_turnovers as turnovers, l.cum_fouls as fouls
+            where l.game_id is not null
             union all
-            select l.last_event_at, 'infinity', null, null, l.cum_games, l.cum_points, l.cum_fgm, l.cum_fga, l.cum_fg3m, l.cum_fg3a, l.cum_ftm, l.cum_fta, l.cum_oreb, l.cum_dreb, l.cum_rebounds, l.cum_assists, l.cum_steals, l.cum_blocks, l.cum_turnovers, l.cum_fouls
-            where l.is_last
+            -- before the first (all the time when there is none)
+            select '-infinity', coalesce(l.last_event_at, 'infinity'), l.tipoff_at, l.game_id,
+                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            where l.is_first or l.game_id is null
         ) v
     ),
     cells as (
@@ -174,7 +163,8 @@ as $$
         select i.subject_id, i.season_type, i.moment_index, marks.moments[i.moment_index] as moment,
                case when i.moment_index >= i.busy then i.next_game end as game_id,
                case when i.moment_index > i.busy then marks.moments[i.moment_index - 1] end as after,
-               marks.starts[i.moment_index] as season_start, i.games, i.points, i.fgm, i.fga, i.fg3m, i.fg3a, i.ftm, i.fta, i.oreb, i.dreb, i.rebounds, i.assists, i.steals, i.blocks, i.turnovers, i.fouls
+               marks.starts[i.moment_index] as season_start, i.games, i.points, i.fgm, i.fga, i.fg3m, i.fg3a,
+               i.ftm, i.fta, i.oreb, i.dreb, i.rebounds, i.assists, i.steals, i.blocks, i.turnovers, i.fouls
         from marks
         cross join lateral (
             select v.*, pg_catalog.width_bucket(v.next_tipoff - interval '1 microsecond', marks.moments) + 1 as busy,
@@ -205,7 +195,10 @@ as $$
         cross join (select distinct u.season_start from marks cross join pg_catalog.unnest(marks.starts) u(season_start)
                     where u.season_start is not null) st
         cross join lateral (
-            select s.cum_games, s.cum_points, s.cum_fgm, s.cum_fga, s.cum_fg3m, s.cum_fg3a, s.cum_ftm, s.cum_fta, s.cum_oreb, s.cum_dreb, s.cum_rebounds, s.cum_assists, s.cum_steals, s.cum_blocks, s.cum_turnovers, s.cum_fouls from nba.stat_lines s
+            select s.cum_games, s.cum_points, s.cum_fgm, s.cum_fga, s.cum_fg3m, s.cum_fg3a, s.cum_ftm, s.cum_fta,
+                   s.cum_oreb, s.cum_dreb, s.cum_rebounds, s.cum_assists, s.cum_steals, s.cum_blocks, s.cum_turnovers,
+                   s.cum_fouls
+            from nba.stat_lines s
             where s.subject_kind = p_kind and s.subject_id = k.subject_id and s.season_type = t.season_type
               and s.last_event_at < st.season_start
             order by s.last_event_at desc, s.game_id desc
@@ -277,10 +270,12 @@ as $$
         cross join lateral (
             select s.tipoff_at, s.game_id, s.last_event_at, 1 as games,
                    s.cum_points - pg_catalog.lag(s.cum_points, 1, 0) over w as points,
-                   s.cum_fgm - pg_catalog.lag(s.cum_fgm, 1, 0) over w as fgm, s.cum_fga - pg_catalog.lag(s.cum_fga, 1, 0) over w as fga,
+                   s.cum_fgm - pg_catalog.lag(s.cum_fgm, 1, 0) over w as fgm,
+                   s.cum_fga - pg_catalog.lag(s.cum_fga, 1, 0) over w as fga,
                    s.cum_fg3m - pg_catalog.lag(s.cum_fg3m, 1, 0) over w as fg3m,
                    s.cum_fg3a - pg_catalog.lag(s.cum_fg3a, 1, 0) over w as fg3a,
-                   s.cum_ftm - pg_catalog.lag(s.cum_ftm, 1, 0) over w as ftm, s.cum_fta - pg_catalog.lag(s.cum_fta, 1, 0) over w as fta,
+                   s.cum_ftm - pg_catalog.lag(s.cum_ftm, 1, 0) over w as ftm,
+                   s.cum_fta - pg_catalog.lag(s.cum_fta, 1, 0) over w as fta,
                    s.cum_oreb - pg_catalog.lag(s.cum_oreb, 1, 0) over w as oreb,
                    s.cum_dreb - pg_catalog.lag(s.cum_dreb, 1, 0) over w as dreb,
                    s.cum_rebounds - pg_catalog.lag(s.cum_rebounds, 1, 0) over w as rebounds,
