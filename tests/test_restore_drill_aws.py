@@ -344,7 +344,8 @@ def test_a_restore_time_outside_the_window_is_refused_before_any_call(moment: dt
     client, stubber = _stubbed()
     stubber.add_response("describe_db_instances", _described(), {"DBInstanceIdentifier": SOURCE})
     stubber.add_response("describe_db_instances", _described(), {"DBInstanceIdentifier": SOURCE})
-    stubber.add_response("describe_db_instances", {"DBInstances": []}, {})  # no instance carries the run id
+    stubber.add_response("describe_db_instances", {"DBInstances": []}, {})  # nothing carries the run id
+    stubber.add_response("describe_db_clusters", {"DBClusters": []}, {})
     stubber.add_response("describe_db_snapshots", {"DBSnapshots": []}, {"SnapshotType": "manual"})
     live = {
         "Status": "active",
