@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psycopg
 import pytest
+from botocore.awsrequest import AWSResponse
 from psycopg.conninfo import make_conninfo
 
 from temporaldb.bootstrap import bootstrap
+from temporaldb.drills.aws_upgrade_options import Login, Logins, UpgradeAccess
 from temporaldb.feeds.bench import s3_emulator
 from temporaldb.load import load_directory
 from tests.nbadata import write_league
@@ -87,7 +92,7 @@ def restore_args(endpoint: str, servers: Servers, *extra: str, stack: str = "dev
     ]  # fmt: skip
 
 
-def main_with_hooks(main: Callable[[list[str]], int], argv: list[str], *hooks: tuple[str, Any]) -> int:
+def main_with_hooks(main: Callable[[list[str]], int], argv: list[str], *hooks: Hook) -> int:
     """Run a drill script with botocore event hooks on every RDS client it makes (the calls still reach moto)."""
     original = boto3.session.Session.client
 
@@ -104,6 +109,112 @@ def main_with_hooks(main: Callable[[list[str]], int], argv: list[str], *hooks: t
         return main(argv)
     finally:
         patch.undo()
+
+
+def like_rds(server: ThrowawayServer) -> None:
+    """The master user as on RDS (not a superuser), and an `rdsadmin` database it may not enter."""
+    with psycopg.connect(server.dsn, autocommit=True) as admin:
+        admin.execute(f"create role {MASTER_USER} login createdb createrole")
+        admin.execute(f"grant connect on database nba_temporal to {MASTER_USER}")
+        admin.execute("create database rdsadmin")
+        admin.execute("revoke connect on database rdsadmin from public")
+
+
+@dataclass
+class Copy:
+    """An upgrade drill's copy as the tunnel shows it: `host` links to the 16 server, then (after the upgrade) the
+    18 one, which holds the same role model and league."""
+
+    before: ThrowawayServer
+    after: ThrowawayServer
+    host: Path
+
+    def point_at(self, server: ThrowawayServer) -> None:
+        scratch = self.host.with_name("next")
+        scratch.unlink(missing_ok=True)
+        scratch.symlink_to(server.root_dir)
+        os.replace(scratch, self.host)
+
+    def upgrade(self, http_response: AWSResponse, **_: Any) -> None:
+        """A botocore after-call hook of the upgrade call: once AWS accepts, the copy runs PostgreSQL 18."""
+        if http_response.status_code < 300:
+            self.point_at(self.after)
+
+    def dsn(self, server: ThrowawayServer) -> str:
+        return server.dsn_for("nba_temporal")
+
+    def access(self) -> UpgradeAccess:
+        """The upgrade drill's logins on the copy, through the tunnel folder."""
+        logins = Logins(Login("analyst", None), Login("migrator", None), Login(MASTER_USER, None))
+        return UpgradeAccess(logins, copy_host=str(self.host), copy_port=5432)
+
+
+@contextlib.contextmanager
+def upgrade_servers(factory: pytest.TempPathFactory) -> Iterator[Copy]:
+    """PostgreSQL 16 and 18 servers like RDS's, holding the same league: the copy before and after its upgrade."""
+    with contextlib.ExitStack() as stack:
+        before = league_server(factory.mktemp("copy-16"), major=16)
+        stack.callback(before.stop)
+        after = league_server(factory.mktemp("copy-18"), major=18)
+        stack.callback(after.stop)
+        for server in (before, after):
+            like_rds(server)
+        folder = Path(tempfile.mkdtemp(prefix="tdb-tunnel-"))  # short: socket paths are limited
+        stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        yield Copy(before, after, folder / "copy")
+
+
+Hook = tuple[str, Callable[..., Any]]
+
+
+@dataclass
+class Calls:
+    """What a drill asked the emulator, captured by botocore hooks (the calls still reach moto)."""
+
+    by_operation: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __getitem__(self, operation: str) -> list[dict[str, Any]]:
+        return self.by_operation.setdefault(operation, [])
+
+    def recorders(self, operations: Sequence[str]) -> list[Hook]:
+        """Hooks recording each of `operations`' parameters (API names: CreateDBInstance)."""
+
+        def recorder(operation: str) -> Callable[..., None]:
+            def record(params: dict[str, Any], **_: Any) -> None:
+                self[operation].append(dict(params))
+
+            return record
+
+        return [(f"provide-client-params.rds.{operation}", recorder(operation)) for operation in operations]
+
+
+@contextlib.contextmanager
+def hooked(client: Any, hooks: Sequence[Hook]) -> Iterator[None]:
+    """botocore event hooks on `client` for the duration."""
+    for event, handler in hooks:
+        client.meta.events.register(event, handler)
+    try:
+        yield
+    finally:
+        for event, handler in hooks:
+            client.meta.events.unregister(event, handler)
+
+
+def refuse(
+    operation: str, code: str, message: str, when: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> list[Hook]:
+    """Hooks making the emulator's client answer `operation` with AWS's error, as AWS would (moto accepts it)."""
+
+    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["refuse"] = when(params)
+
+    def answer(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if not context.get("refuse"):
+            return None
+        error = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return AWSResponse("", 400, {}, None), error
+
+    return [(f"provide-client-params.rds.{operation}", remember), (f"before-call.rds.{operation}", answer)]
 
 
 def league_server(base: Path, major: int = 18) -> ThrowawayServer:
@@ -234,11 +345,12 @@ def make_cluster_stack(
     logins: Sequence[str] = ("analyst",),
     parameters: Sequence[tuple[str, str, str]] = (),
     readers: int = 0,
+    custom_instance_group: bool = True,
 ) -> Stack:
     """The dev stack on Aurora PostgreSQL Serverless v2 as the program leaves it: a cluster tagged with the stack,
     its cluster parameter group (with `parameters`), subnet group, security group, RDS-managed master password,
     encryption and IAM auth; a writer `temporaldb-dev-writer` and `readers` readers `temporaldb-dev-reader-<n>`,
-    all db.serverless with the stack's instance parameter group; and the login secrets."""
+    all db.serverless with the stack's instance parameter group (or RDS's default one); and the login secrets."""
     client = boto3.client("rds", endpoint_url=endpoint)
     network = _network(endpoint, client)
     vpc = network.vpc
@@ -249,9 +361,10 @@ def make_cluster_stack(
     _set_parameters(
         client.modify_db_cluster_parameter_group, {"DBClusterParameterGroupName": cluster_group}, parameters
     )
-    client.create_db_parameter_group(
-        DBParameterGroupName=instance_group, DBParameterGroupFamily=family, Description="stack", Tags=STACK_TAGS
-    )
+    if custom_instance_group:
+        client.create_db_parameter_group(
+            DBParameterGroupName=instance_group, DBParameterGroupFamily=family, Description="stack", Tags=STACK_TAGS
+        )
     client.create_db_cluster(
         DBClusterIdentifier=SOURCE,
         Engine="aurora-postgresql",
@@ -273,10 +386,11 @@ def make_cluster_stack(
             DBClusterIdentifier=SOURCE,
             Engine="aurora-postgresql",
             DBInstanceClass="db.serverless",
-            DBParameterGroupName=instance_group,
+            **({"DBParameterGroupName": instance_group} if custom_instance_group else {}),
             Tags=STACK_TAGS,
         )
     names = _login_secrets(endpoint, vpc, logins)
+    instance_group = instance_group if custom_instance_group else ""
     return Stack(endpoint, client, network.subnet_group, network.security_group, cluster_group, names, instance_group)
 
 

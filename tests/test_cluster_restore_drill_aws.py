@@ -12,14 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import psycopg
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from psycopg.conninfo import make_conninfo
 
@@ -28,7 +27,19 @@ from temporaldb.drills import aws_cluster_restore, aws_restore, rds, rds_cluster
 from temporaldb.drills.report import DrillReport
 from temporaldb.drills.runbook import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from tests import drill_fixtures
-from tests.drill_fixtures import REGION, SCALING, SOURCE, STACK_TAGS, Servers, Stack, clusters, instances, tagged_with
+from tests.drill_fixtures import (
+    REGION,
+    SCALING,
+    SOURCE,
+    STACK_TAGS,
+    Calls,
+    Hook,
+    Servers,
+    Stack,
+    clusters,
+    instances,
+    tagged_with,
+)
 
 WRITER = f"{SOURCE}-writer"
 CHANGING_CALLS = (
@@ -56,20 +67,13 @@ def _state(client: Any) -> dict[str, Any]:
     return {"clusters": clusters(client), "instances": instances(client)}
 
 
-def _calls() -> tuple[dict[str, list[dict[str, Any]]], list[tuple[str, Callable[..., None]]]]:
+def _calls() -> tuple[Calls, list[Hook]]:
     """Hooks that record the changing calls' parameters (the calls still reach moto)."""
-    seen: dict[str, list[dict[str, Any]]] = {name: [] for name in CHANGING_CALLS}
-
-    def recorder(name: str) -> Callable[..., None]:
-        def record(params: dict[str, Any], **_: Any) -> None:
-            seen[name].append(dict(params))
-
-        return record
-
-    return seen, [(f"provide-client-params.rds.{name}", recorder(name)) for name in CHANGING_CALLS]
+    calls = Calls()
+    return calls, calls.recorders(CHANGING_CALLS)
 
 
-def _run_script(argv: list[str], *hooks: tuple[str, Callable[..., Any]]) -> int:
+def _run_script(argv: list[str], *hooks: Hook) -> int:
     return drill_fixtures.main_with_hooks(restore_drill.main, argv, *hooks)
 
 
@@ -248,23 +252,13 @@ def test_a_failure_mid_verify_leaves_nothing_tagged_with_the_run(
         assert "nba.teams: expected" in (report.error or "")
 
 
-def _refuse(operation: str, code: str, message: str) -> list[tuple[str, Callable[..., Any]]]:
-    """A hook making the emulator's client answer `operation` with AWS's error, as AWS would (moto accepts it)."""
-
-    def answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        error = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
-        return AWSResponse("", 400, {}, None), error
-
-    return [(f"before-call.rds.{operation}", answer)]
-
-
 def test_aws_refusing_the_writer_fails_the_drill_and_deletes_the_copied_cluster(
     stack: Stack, database: Servers, tmp_path: Path
 ) -> None:
     before = _state(stack.rds)
     path = tmp_path / "r.json"
     message = "The requested DB instance class db.serverless isn't supported by this engine version."
-    refusal = _refuse("CreateDBInstance", "InvalidParameterCombination", message)
+    refusal = drill_fixtures.refuse("CreateDBInstance", "InvalidParameterCombination", message)
     argv = drill_fixtures.restore_args(stack.endpoint, database, "--apply", "--report", str(path))
     assert _run_script(argv, *refusal) == EXIT_FAILED
     report = json.loads(path.read_text())

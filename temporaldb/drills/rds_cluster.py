@@ -60,6 +60,12 @@ class SourceCluster:
     pending_modified_values: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def custom_writer_group(self) -> str | None:
+        """The writer's DB parameter group when it is the stack's own (RDS's `default.*` ones follow the engine)."""
+        group = self.writer_parameter_group
+        return group if group and not group.startswith("default.") else None
+
+    @property
     def instance_class(self) -> str:
         """The class of the copy's writer: the source writer's, db.serverless when it has none."""
         return self.writer_class or SERVERLESS_CLASS
@@ -259,8 +265,8 @@ def writer_call(source: SourceCluster, cluster: str, writer: str, tags: list[dic
         "PubliclyAccessible": False,
         "Tags": tags,
     }
-    if source.writer_parameter_group:
-        params["DBParameterGroupName"] = source.writer_parameter_group
+    if source.custom_writer_group:
+        params["DBParameterGroupName"] = source.custom_writer_group
     return rds.PlannedCall("create_db_instance", params, f"the writer of {cluster} (AWS restores no instance)")
 
 
