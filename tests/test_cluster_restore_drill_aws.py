@@ -112,7 +112,7 @@ def test_the_dry_run_plans_the_cluster_copy_and_changes_nothing(
 
 
 def test_apply_copies_the_cluster_adds_a_writer_verifies_and_deletes_only_its_copy(
-    stack: Stack, database: Servers, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stack: Stack, database: Servers, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = stack.rds
     client.create_db_cluster(  # a bystander: another run's drill copy, tagged with the stack too
@@ -125,6 +125,14 @@ def test_apply_copies_the_cluster_adds_a_writer_verifies_and_deletes_only_its_co
     )
     before = _state(client)
     seen, hooks = _calls()
+    connected: list[str] = []
+    started_at = aws_restore.server_started_at
+
+    def spy(dsn: str) -> dt.datetime:
+        connected.append(dsn)
+        return started_at(dsn)
+
+    monkeypatch.setattr(aws_restore, "server_started_at", spy)
     path = tmp_path / "r.json"
     code = _run_script(drill_fixtures.restore_args(stack.endpoint, database, "--apply", "--report", str(path)), *hooks)
     assert code == EXIT_OK, capsys.readouterr().err
@@ -160,6 +168,9 @@ def test_apply_copies_the_cluster_adds_a_writer_verifies_and_deletes_only_its_co
     ]
 
     assert report["verified"] is True
+    # The source and the copy may be paused (MinCapacity 0): AWS says resuming takes up to 15 s; wait longer.
+    assert len(connected) == 2
+    assert all(f"connect_timeout={rds_cluster.RESUME_CONNECT_TIMEOUT}" in dsn for dsn in connected)
     assert [s["name"] for s in report["stages"]] == [
         "preconditions", "record_facts", "wait_restorable", "restore", "wait_available", "add_writer", "verify",
         "teardown",

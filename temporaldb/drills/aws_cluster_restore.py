@@ -16,6 +16,7 @@ recorded right after it (a load may commit in between).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -114,6 +115,7 @@ def run(
         for line in report.planned_calls:
             say(f"would call {line}")
         return
+    access = dataclasses.replace(access, connect_timeout=rds_cluster.RESUME_CONNECT_TIMEOUT)
     drill = _ClusterDrill(client, RestoreRun(report, say, options, access, sleep), found)
     try:
         drill.restore_and_verify()

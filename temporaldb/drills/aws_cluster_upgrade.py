@@ -26,6 +26,7 @@ pending maintenance) is the instance drill's `EngineCatalog`, the seam tests stu
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -188,7 +189,7 @@ def run(
 
     Without `report.applied`, only the preconditions run; `access` (the logins) may then be None.
     """
-    access = access_for(access, report)
+    access = dataclasses.replace(access_for(access, report), connect_timeout=rds_cluster.RESUME_CONNECT_TIMEOUT)
     drive(_ClusterDrill(client, options, access, report, say, sleep, catalog or EngineCatalog(client)))
 
 

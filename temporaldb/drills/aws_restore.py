@@ -47,6 +47,8 @@ class SqlAccess:
     sslmode: str = "require"
     application_name: str = APPLICATION_NAME
     """Shown in pg_stat_activity (the upgrade drill names itself)."""
+    connect_timeout: int = 15
+    """Seconds; the Aurora drills wait longer (a paused Serverless v2 instance resumes on the first connection)."""
 
     def dsn(self, address: str, port: int, *, copy: bool = False) -> str:
         host, override = (self.copy_host, self.copy_port) if copy else (self.host, self.port)
@@ -58,7 +60,7 @@ class SqlAccess:
             user=self.user,
             password=self.password or "",
             sslmode=self.sslmode,
-            connect_timeout="15",
+            connect_timeout=str(self.connect_timeout),
             application_name=self.application_name,
         )
 

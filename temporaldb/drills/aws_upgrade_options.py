@@ -43,6 +43,8 @@ class UpgradeAccess:
     """Reach the copy here instead of its address (the local end of an SSM tunnel)."""
     copy_port: int | None = None
     sslmode: str = "require"
+    connect_timeout: int = 15
+    """Seconds; the Aurora drill waits longer (a paused Serverless v2 instance resumes on the first connection)."""
 
     def dsn(self, login: Login, address: str, port: int, database: str | None = None) -> str:
         access = SqlAccess(
@@ -53,6 +55,7 @@ class UpgradeAccess:
             copy_port=self.copy_port,
             sslmode=self.sslmode,
             application_name=APPLICATION_NAME,
+            connect_timeout=self.connect_timeout,
         )
         return access.dsn(address, port, copy=True)
 

@@ -26,6 +26,9 @@ from temporaldb.drills.report import DrillReport, Say
 CLUSTER_ENGINE: Final = "aurora-postgresql"
 SERVERLESS_CLASS: Final = "db.serverless"
 WRITER: Final = "writer"
+RESUME_CONNECT_TIMEOUT: Final = 60
+"""Seconds a drill waits for an Aurora connection: a paused Serverless v2 instance (MinCapacity 0) resumes on the
+first connection attempt, which AWS says can take up to 15 seconds, and asks clients to wait longer than that."""
 SCALING_KEYS: Final = ("MinCapacity", "MaxCapacity", "SecondsUntilAutoPause")
 """What a copy takes of the source's ServerlessV2ScalingConfiguration (MinCapacity 0: it pauses when idle)."""
 
