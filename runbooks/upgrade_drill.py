@@ -106,12 +106,12 @@ def _aws(args: argparse.Namespace, report: DrillReport) -> None:
     if not report.applied:
         engine.run(rds_client, options, None, report, say=runbook.say)  # the plan needs no login
         return
-    read_logins = aws_upgrade_options.read_cluster_logins if cluster else aws_upgrade_options.read_logins
     with report.stage("read_logins", runbook.say) as stage:
-        logins = read_logins(
+        logins = aws_upgrade_options.read_logins(
             rds_client,
             secrets_client,
             options,
+            cluster=cluster,
             master_secret_id=args.master_secret_id,
             analyst_secret_id=args.secret_id,
             migrator_secret_id=args.migrator_secret_id,

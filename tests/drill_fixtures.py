@@ -25,7 +25,10 @@ from botocore.awsrequest import AWSResponse
 from psycopg.conninfo import make_conninfo
 
 from temporaldb.bootstrap import bootstrap
+from temporaldb.drills import rds
+from temporaldb.drills.aws_restore import RestoreOptions, SqlAccess
 from temporaldb.drills.aws_upgrade_options import Login, Logins, UpgradeAccess
+from temporaldb.drills.report import DrillReport
 from temporaldb.feeds.bench import s3_emulator
 from temporaldb.load import load_directory
 from tests.nbadata import write_league
@@ -215,6 +218,46 @@ def refuse(
         return AWSResponse("", 400, {}, None), error
 
     return [(f"provide-client-params.rds.{operation}", remember), (f"before-call.rds.{operation}", answer)]
+
+
+def stop_at_verify(run: Callable[..., None], client: Any, servers: Servers, interruption: str) -> DrillReport:
+    """Run a restore drill (aws_restore.run or aws_cluster_restore.run) on the dev stack, stopped in its verify stage
+    by a row only the copy holds ("mismatch") or by Ctrl-C; its report, once the drill has raised."""
+    admin = make_conninfo(servers.copy.dsn, dbname="nba_temporal")
+
+    def say(message: str) -> None:
+        if message != "[verify] started":
+            return
+        if interruption == "ctrl-c":
+            raise KeyboardInterrupt
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("insert into nba.teams (team_id, abbreviation, name) values (99, 'ZZ', 'Late')")
+
+    report = DrillReport("restore", "aws", rds.new_run_id(), applied=True)
+    options = RestoreOptions(stack="dev", poll_seconds=0)
+    access = SqlAccess(
+        "analyst", None, host=str(servers.source.root_dir), port=5432, copy_host=str(servers.copy.root_dir)
+    )
+    try:
+        with pytest.raises(KeyboardInterrupt if interruption == "ctrl-c" else rds.RdsDrillError):
+            run(client, options, access, report, say=say)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("delete from nba.teams where team_id = 99")
+    return report
+
+
+def plan_upgrade_by_script(
+    monkeypatch: pytest.MonkeyPatch, engine: Any, catalog: Any, endpoint: str, folder: Path
+) -> tuple[int, dict[str, Any]]:
+    """`upgrade_drill.py --stack dev --target-version 18` (a dry run) with `engine`'s (aws_upgrade's or
+    aws_cluster_upgrade's) EngineCatalog replaced by `catalog`: the exit code and the report."""
+    from runbooks import upgrade_drill
+
+    monkeypatch.setattr(engine, "EngineCatalog", lambda _client: catalog)
+    argv = ["--stack", "dev", "--target-version", "18", "--endpoint-url", endpoint, "--region", REGION]
+    code = upgrade_drill.main([*argv, "--report", str(folder / "u.json")])
+    return code, json.loads((folder / "u.json").read_text())
 
 
 def league_server(base: Path, major: int = 18) -> ThrowawayServer:
@@ -421,8 +464,6 @@ def clusters(client: Any) -> dict[str, dict[str, Any]]:
 
 def tagged_with(client: Any, run_id: str) -> list[str]:
     """Every instance and cluster carrying the drill tag of `run_id`: what a drill's teardown must leave none of."""
-    from temporaldb.drills import rds
-
     found = [
         f"instance {i['DBInstanceIdentifier']}"
         for i in client.describe_db_instances()["DBInstances"]

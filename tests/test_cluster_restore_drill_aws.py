@@ -24,7 +24,6 @@ from psycopg.conninfo import make_conninfo
 
 from runbooks import restore_drill
 from temporaldb.drills import aws_cluster_restore, aws_restore, rds, rds_cluster
-from temporaldb.drills.report import DrillReport
 from temporaldb.drills.runbook import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from tests import drill_fixtures
 from tests.drill_fixtures import (
@@ -231,29 +230,8 @@ def test_a_failure_mid_verify_leaves_nothing_tagged_with_the_run(
     stack: Stack, database: Servers, interruption: str
 ) -> None:
     """The copy differs from the recorded facts (or Ctrl-C arrives) once it exists: teardown must still run."""
-    admin = make_conninfo(database.copy.dsn, dbname="nba_temporal")
-
-    def say(message: str) -> None:
-        if message != "[verify] started":
-            return
-        if interruption == "ctrl-c":
-            raise KeyboardInterrupt
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute("insert into nba.teams (team_id, abbreviation, name) values (99, 'ZZ', 'Late')")
-
     before = _state(stack.rds)
-    report = DrillReport("restore", "aws", rds.new_run_id(), applied=True)
-    options = aws_restore.RestoreOptions(stack="dev", poll_seconds=0)
-    access = aws_restore.SqlAccess(
-        "analyst", None, host=str(database.source.root_dir), port=5432, copy_host=str(database.copy.root_dir)
-    )
-    expected = KeyboardInterrupt if interruption == "ctrl-c" else rds.RdsDrillError
-    try:
-        with pytest.raises(expected):
-            aws_cluster_restore.run(stack.rds, options, access, report, say=say)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute("delete from nba.teams where team_id = 99")
+    report = drill_fixtures.stop_at_verify(aws_cluster_restore.run, stack.rds, database, interruption)
     assert report.failed_stage == "verify"
     assert (report.stages[-1].name, report.stages[-1].ok) == ("teardown", True)
     assert len(report.torn_down) == 2

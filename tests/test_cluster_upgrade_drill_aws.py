@@ -10,7 +10,6 @@ clone before and after its upgrade (the hook on ModifyDBCluster swaps them).
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -21,7 +20,6 @@ import psycopg
 import pytest
 from botocore.stub import Stubber
 
-from runbooks import upgrade_drill
 from temporaldb.drills import (
     aws_cluster_upgrade,
     aws_restore,
@@ -217,17 +215,15 @@ def test_the_script_plans_a_cluster_dry_run_without_reading_any_secret(
 ) -> None:
     """`upgrade_drill.py --stack dev --target-version 18` on an Aurora stack, the engine catalog stubbed."""
     catalog, stubber = _catalog(source_arn=_source_arn(stack))
-    monkeypatch.setattr(aws_cluster_upgrade, "EngineCatalog", lambda _client: catalog)
     before = _resources(stack.rds)
-    path = tmp_path / "u.json"
-    argv = ["--stack", "dev", "--target-version", "18", "--endpoint-url", stack.endpoint, "--region", REGION]
-    assert upgrade_drill.main([*argv, "--report", str(path)]) == EXIT_OK
+    engine = aws_cluster_upgrade
+    code, report = drill_fixtures.plan_upgrade_by_script(monkeypatch, engine, catalog, stack.endpoint, tmp_path)
+    assert code == EXIT_OK
     stubber.assert_no_pending_responses()
     assert _resources(stack.rds) == before
     out, err = capsys.readouterr()
     assert "dry run, nothing changed" in out
     assert "would call rds.modify_db_cluster(" in err
-    report = json.loads(path.read_text())
     assert report["details"]["source_kind"] == "aurora cluster"
 
 
@@ -376,7 +372,7 @@ def test_a_target_that_cannot_run_the_writer_is_refused_before_any_change(
 
 def test_read_cluster_logins_takes_the_master_secret_from_the_cluster(stack: Stack) -> None:
     secrets = boto3.client("secretsmanager", endpoint_url=stack.endpoint)
-    logins = aws_upgrade_options.read_cluster_logins(stack.rds, secrets, UpgradeOptions(cluster=SOURCE))
+    logins = aws_upgrade_options.read_logins(stack.rds, secrets, UpgradeOptions(cluster=SOURCE), cluster=True)
     assert (logins.analyst, logins.migrator) == (Login("analyst", "pw-analyst"), Login("migrator", "pw-migrator"))
     managed = clusters(stack.rds)[SOURCE]["MasterUserSecret"]["SecretArn"]
     assert (logins.master.user, logins.master.password) == aws_restore.read_login(secrets, managed)

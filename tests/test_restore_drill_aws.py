@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import psycopg
 import pytest
 from botocore.stub import Stubber
-from psycopg.conninfo import make_conninfo
 
 from runbooks import restore_drill
 from temporaldb.drills import aws_restore, rds, runbook
-from temporaldb.drills.report import DrillReport
 from temporaldb.drills.runbook import EXIT_CONNECTIVITY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from tests import drill_fixtures
 from tests.drill_fixtures import REGION, SOURCE, STACK_TAGS, Servers, Stack, make_stack, remove_stack
@@ -124,28 +121,7 @@ def _main_with_hook(event: str, hook: Any, argv: list[str]) -> int:
 @pytest.mark.parametrize("interruption", ["mismatch", "ctrl-c"])
 def test_a_failure_mid_drill_still_tears_down(stack: Stack, database: Servers, interruption: str) -> None:
     """The copy differs from the recorded facts (or Ctrl-C arrives) once it exists: teardown must still run."""
-    admin = make_conninfo(database.copy.dsn, dbname="nba_temporal")
-
-    def say(message: str) -> None:
-        if message != "[verify] started":
-            return
-        if interruption == "ctrl-c":
-            raise KeyboardInterrupt
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute("insert into nba.teams (team_id, abbreviation, name) values (99, 'ZZ', 'Late')")
-
-    report = DrillReport("restore", "aws", rds.new_run_id(), applied=True)
-    options = aws_restore.RestoreOptions(stack="dev", poll_seconds=0)
-    access = aws_restore.SqlAccess(
-        "analyst", None, host=str(database.source.root_dir), port=5432, copy_host=str(database.copy.root_dir)
-    )
-    expected = KeyboardInterrupt if interruption == "ctrl-c" else rds.RdsDrillError
-    try:
-        with pytest.raises(expected):
-            aws_restore.run(stack.rds, options, access, report, say=say)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute("delete from nba.teams where team_id = 99")
+    report = drill_fixtures.stop_at_verify(aws_restore.run, stack.rds, database, interruption)
     assert report.failed_stage == "verify"
     assert set(_instances(stack.rds)) == {SOURCE}
     assert report.torn_down == [f"rds instance {report.details['drill_instance']} (deleted)"]

@@ -258,17 +258,14 @@ def test_the_script_plans_a_dry_run_without_reading_any_secret(
 ) -> None:
     """`upgrade_drill.py --stack dev --target-version 18` end to end, the engine catalog stubbed (moto lacks it)."""
     catalog, stubber = _catalog(source_arn=_source_arn(stack))
-    monkeypatch.setattr(aws_upgrade, "EngineCatalog", lambda _client: catalog)
     before = _drill_resources(stack.rds)
-    path = tmp_path / "u.json"
-    argv = ["--stack", "dev", "--target-version", "18", "--endpoint-url", stack.endpoint, "--region", REGION]
-    assert upgrade_drill.main([*argv, "--report", str(path)]) == EXIT_OK
+    code, report = drill_fixtures.plan_upgrade_by_script(monkeypatch, aws_upgrade, catalog, stack.endpoint, tmp_path)
+    assert code == EXIT_OK
     stubber.assert_no_pending_responses()
     assert _drill_resources(stack.rds) == before
     out, err = capsys.readouterr()
     assert "dry run, nothing changed" in out
     assert "would call rds.modify_db_instance(" in err
-    report = json.loads(path.read_text())
     assert [stage["name"] for stage in report["stages"]] == ["preconditions"]  # no read_logins stage
     assert report["details"]["target_version"] == TARGET_VERSION
 

@@ -131,7 +131,7 @@ class _ClusterDrill:
 
     @property
     def limits(self) -> rds.Limits:
-        return rds.Limits(self.run.options.poll_seconds, self.run.options.timeout_seconds, self.run.sleep)
+        return self.run.limits
 
     def restore_and_verify(self) -> None:
         report, say, options, found = self.run.report, self.run.say, self.run.options, self.found
@@ -157,9 +157,7 @@ class _ClusterDrill:
                 self.client,
                 found.writer,
                 say,
-                poll_seconds=limits.poll_seconds,
-                timeout_seconds=limits.timeout_seconds,
-                sleep=limits.sleep,
+                **limits.kwargs(),
             )
             stage.detail = f"{found.writer} ({source.instance_class}) available in {found.cluster}"
         address, port = str(cluster.get("Endpoint", "")), int(cluster.get("Port") or source.port)

@@ -41,12 +41,13 @@ from temporaldb.drills.aws_upgrade_plan import (
     CLUSTER_GROUPS,
     INSTANCE_GROUPS,
     GroupPlan,
+    Majors,
     UpgradeRefused,
     plan_group,
     render,
     stack_file_name,
 )
-from temporaldb.drills.aws_upgrade_targets import EngineCatalog, UpgradeTarget, choose_target, major_of
+from temporaldb.drills.aws_upgrade_targets import EngineCatalog, UpgradeTarget, choose_target
 from temporaldb.drills.report import DrillReport, Say, StageResult
 
 KIND: Final = "upgrade"
@@ -58,7 +59,7 @@ STAGES: Final = (
 
 
 @dataclass(frozen=True)
-class ClusterUpgradePlan:
+class ClusterUpgradePlan(Majors):
     """What `plan()` found and what the drill will call; nothing has been changed."""
 
     source: rds_cluster.SourceCluster
@@ -78,14 +79,6 @@ class ClusterUpgradePlan:
     @property
     def groups(self) -> list[GroupPlan]:
         return [self.cluster_group, *([self.instance_group] if self.instance_group else [])]
-
-    @property
-    def source_major(self) -> int:
-        return int(major_of(self.source.engine_version))
-
-    @property
-    def target_major(self) -> int:
-        return int(major_of(self.target.version))
 
 
 def plan(
@@ -243,9 +236,7 @@ class _ClusterDrill(UpgradeDrill[ClusterUpgradePlan]):
                 self.client,
                 found.writer,
                 say,
-                poll_seconds=limits.poll_seconds,
-                timeout_seconds=limits.timeout_seconds,
-                sleep=limits.sleep,
+                **limits.kwargs(),
             )
             stage.detail = f"{found.writer} ({found.source.instance_class}) available in {found.clone}"
         with report.stage("parameter_group", say) as stage:
@@ -266,9 +257,7 @@ class _ClusterDrill(UpgradeDrill[ClusterUpgradePlan]):
             self.client,
             found.writer,
             self.say,
-            poll_seconds=limits.poll_seconds,
-            timeout_seconds=limits.timeout_seconds,
-            sleep=limits.sleep,
+            **limits.kwargs(),
         )
         groups = [g.get("DBParameterGroupName") for g in writer.get("DBParameterGroups") or ()]
         return (

@@ -113,6 +113,10 @@ class RestoreRun:
     access: SqlAccess
     sleep: Callable[[float], None] = time.sleep
 
+    @property
+    def limits(self) -> rds.Limits:
+        return rds.Limits(self.options.poll_seconds, self.options.timeout_seconds, self.sleep)
+
 
 def server_started_at(dsn: str) -> dt.datetime:
     """When the server behind `dsn` started: tells a copy from its source (a physical copy keeps the rest)."""
@@ -226,9 +230,7 @@ class _Drill:
                 self.client,
                 self.target,
                 say,
-                poll_seconds=options.poll_seconds,
-                timeout_seconds=options.timeout_seconds,
-                sleep=self.run.sleep,
+                **self.run.limits.kwargs(),
             )
             endpoint = instance.get("Endpoint") or {}
             stage.detail = f"{self.target} available at {endpoint.get('Address')}"
@@ -242,7 +244,7 @@ class _Drill:
 
     def teardown(self) -> None:
         """Delete the copy, and only it, once its restore was asked for; wait (bounded) until it is gone."""
-        report, options, sleep = self.run.report, self.run.options, self.run.sleep
+        report = self.run.report
         with report.stage("teardown", self.run.say) as stage:
             if not report.changed:
                 stage.detail = "nothing was created"
@@ -251,9 +253,7 @@ class _Drill:
                 self.client,
                 self.target,
                 report.run_id,
-                poll_seconds=options.poll_seconds,
-                timeout_seconds=options.timeout_seconds,
-                sleep=sleep,
+                **self.run.limits.kwargs(),
             )
             if outcome == "already gone":
                 stage.detail = f"{self.target} did not exist"
@@ -262,9 +262,7 @@ class _Drill:
                 self.client,
                 self.target,
                 self.run.say,
-                poll_seconds=options.poll_seconds,
-                timeout_seconds=options.timeout_seconds,
-                sleep=sleep,
+                **self.run.limits.kwargs(),
             )
             report.torn_down.append(f"rds instance {self.target} ({'deleted' if gone else 'deleting'})")
             stage.detail = ", ".join(report.torn_down)

@@ -110,7 +110,7 @@ class _Drill(UpgradeDrill[UpgradePlan]):
         self.say(f"the copy will answer at {copy_address}:{source.port} (run id {report.run_id})")
 
     def make_copy(self, found: UpgradePlan) -> None:
-        report, say, options = self.report, self.say, self.options
+        report, say = self.report, self.say
         calls = {call.operation: call for call in found.calls}
         with report.stage("snapshot", say) as stage:
             report.changed = True  # from here a failure needs teardown
@@ -119,9 +119,7 @@ class _Drill(UpgradeDrill[UpgradePlan]):
                 self.client,
                 found.snapshot,
                 say,
-                poll_seconds=options.poll_seconds,
-                timeout_seconds=options.timeout_seconds,
-                sleep=self.sleep,
+                **self.limits.kwargs(),
             )
             stage.detail = f"snapshot {found.snapshot} of {found.source.identifier} available"
         with report.stage("restore", say) as stage:
@@ -133,9 +131,7 @@ class _Drill(UpgradeDrill[UpgradePlan]):
                 self.client,
                 found.copy,
                 say,
-                poll_seconds=options.poll_seconds,
-                timeout_seconds=options.timeout_seconds,
-                sleep=self.sleep,
+                **self.limits.kwargs(),
             )
             endpoint = instance.get("Endpoint") or {}
             self.address = str(endpoint.get("Address", ""))
@@ -152,9 +148,7 @@ class _Drill(UpgradeDrill[UpgradePlan]):
             found.target.version,
             self.say,
             accepted=answer.get("DBInstance") or {},
-            poll_seconds=self.options.poll_seconds,
-            timeout_seconds=self.options.timeout_seconds,
-            sleep=self.sleep,
+            **self.limits.kwargs(),
         )
         running = str(instance.get("EngineVersion", ""))
         groups = [g.get("DBParameterGroupName") for g in instance.get("DBParameterGroups") or ()]
@@ -162,7 +156,7 @@ class _Drill(UpgradeDrill[UpgradePlan]):
 
     def teardown(self, found: UpgradePlan) -> None:
         """Delete the copy, wait until it is gone, then the snapshot and the group; each only with this run's tag."""
-        report, run_id, options = self.report, self.report.run_id, self.options
+        report, run_id = self.report, self.report.run_id
         with report.stage("teardown", self.say) as stage:
             problems: list[str] = []
             try:
@@ -170,18 +164,14 @@ class _Drill(UpgradeDrill[UpgradePlan]):
                     self.client,
                     found.copy,
                     run_id,
-                    poll_seconds=options.poll_seconds,
-                    timeout_seconds=options.timeout_seconds,
-                    sleep=self.sleep,
+                    **self.limits.kwargs(),
                 )
                 if outcome != "already gone":
                     gone = rds.wait_deleted(
                         self.client,
                         found.copy,
                         self.say,
-                        poll_seconds=options.poll_seconds,
-                        timeout_seconds=options.timeout_seconds,
-                        sleep=self.sleep,
+                        **self.limits.kwargs(),
                     )
                     report.torn_down.append(f"rds instance {found.copy}")
                     if not gone:

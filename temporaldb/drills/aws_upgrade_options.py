@@ -78,37 +78,26 @@ def read_logins(
     secrets: Any,
     options: UpgradeOptions,
     *,
+    cluster: bool = False,
     master_secret_id: str | None = None,
     analyst_secret_id: str | None = None,
     migrator_secret_id: str | None = None,
 ) -> Logins:
     """The logins from Secrets Manager: `temporaldb-<stack>/{analyst,migrator}-*`, and the master user's secret.
 
-    The master secret is `master_secret_id`, else the one RDS manages for the source instance (`MasterUserSecret`).
-    The stack is `options.stack`, else the source's `stack` tag. Raises PreconditionError when a secret cannot be
-    found.
+    The master secret is `master_secret_id`, else the one RDS manages for the source (`MasterUserSecret` of the
+    instance, or with `cluster` of the Aurora cluster). The stack is `options.stack`, else the source's `stack` tag.
+    Raises PreconditionError when a secret cannot be found.
     """
-    source = rds.find_source(client, identifier=options.instance, stack=options.stack)
-    if master_secret_id is None:
+    source: rds.SourceInstance | rds_cluster.SourceCluster
+    if cluster:
+        source = rds_cluster.find_cluster_source(client, identifier=options.cluster, stack=options.stack)
+        managed = source.master_secret_arn
+    else:
+        source = rds.find_source(client, identifier=options.instance, stack=options.stack)
         described = client.describe_db_instances(DBInstanceIdentifier=source.identifier)["DBInstances"][0]
-        master_secret_id = (described.get("MasterUserSecret") or {}).get("SecretArn")
-    secret_ids = (master_secret_id, analyst_secret_id, migrator_secret_id)
-    return _read_logins(secrets, source.identifier, options.stack or stack_name(source), secret_ids)
-
-
-def read_cluster_logins(
-    client: rds.Client,
-    secrets: Any,
-    options: UpgradeOptions,
-    *,
-    master_secret_id: str | None = None,
-    analyst_secret_id: str | None = None,
-    migrator_secret_id: str | None = None,
-) -> Logins:
-    """`read_logins` for an Aurora cluster: its master secret is the cluster's (ManageMasterUserPassword)."""
-    source = rds_cluster.find_cluster_source(client, identifier=options.cluster, stack=options.stack)
-    master = master_secret_id or source.master_secret_arn
-    secret_ids = (master, analyst_secret_id, migrator_secret_id)
+        managed = (described.get("MasterUserSecret") or {}).get("SecretArn")
+    secret_ids = (master_secret_id or managed, analyst_secret_id, migrator_secret_id)
     return _read_logins(secrets, source.identifier, options.stack or stack_name(source), secret_ids)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from temporaldb.drills import rds
 from temporaldb.drills.aws_upgrade_options import UpgradeOptions, stack_name
@@ -136,8 +136,28 @@ class UpgradeRefused(rds.PreconditionError):
         self.must_change_first = tuple(must_change_first)
 
 
+class HasEngineVersion(Protocol):
+    @property
+    def engine_version(self) -> str: ...
+
+
+class Majors:
+    """The source's and the target's major versions, for a plan of either drill (instance or cluster)."""
+
+    source: HasEngineVersion
+    target: UpgradeTarget
+
+    @property
+    def source_major(self) -> int:
+        return int(major_of(self.source.engine_version))
+
+    @property
+    def target_major(self) -> int:
+        return int(major_of(self.target.version))
+
+
 @dataclass(frozen=True)
-class UpgradePlan:
+class UpgradePlan(Majors):
     """What `plan()` found and what the drill will call; nothing has been changed."""
 
     source: rds.SourceInstance
@@ -156,14 +176,6 @@ class UpgradePlan:
     master_secret_arn: str | None
     calls: tuple[rds.PlannedCall, ...]
     """Every AWS call that changes something, in order; teardown's deletions last."""
-
-    @property
-    def source_major(self) -> int:
-        return int(major_of(self.source.engine_version))
-
-    @property
-    def target_major(self) -> int:
-        return int(major_of(self.target.version))
 
 
 def plan(

@@ -50,6 +50,10 @@ class Limits:
     timeout_seconds: float = 3 * 3600.0
     sleep: Callable[[float], None] = time.sleep
 
+    def kwargs(self) -> dict[str, Any]:
+        """As the keyword arguments of the waits and deletions that take them one by one."""
+        return {"poll_seconds": self.poll_seconds, "timeout_seconds": self.timeout_seconds, "sleep": self.sleep}
+
 
 class RdsDrillError(Exception):
     """An AWS step of a drill failed; the message says which and why."""

@@ -300,9 +300,7 @@ def wait_available(client: rds.Client, identifier: str, say: Say, limits: rds.Li
         identifier,
         say,
         status_key="Status",
-        poll_seconds=limits.poll_seconds,
-        timeout_seconds=limits.timeout_seconds,
-        sleep=limits.sleep,
+        **limits.kwargs(),
     )
 
 
@@ -321,9 +319,7 @@ def delete_drill_cluster(client: rds.Client, identifier: str, run_id: str, limit
         run_id,
         status_key="Status",
         busy=client.exceptions.InvalidDBClusterStateFault,
-        poll_seconds=limits.poll_seconds,
-        timeout_seconds=limits.timeout_seconds,
-        sleep=limits.sleep,
+        **limits.kwargs(),
     )
 
 
@@ -342,9 +338,7 @@ def tear_down_copy(
                 member,
                 run_id,
                 cluster_member=True,
-                poll_seconds=limits.poll_seconds,
-                timeout_seconds=limits.timeout_seconds,
-                sleep=limits.sleep,
+                **limits.kwargs(),
             )
             if outcome != "already gone":
                 gone = _wait_gone(partial(rds.describe_instance, client, member), member, say, limits)
@@ -367,7 +361,5 @@ def _wait_gone(describe: rds.Describe, identifier: str, say: Say, limits: rds.Li
         describe,
         identifier,
         say,
-        poll_seconds=limits.poll_seconds,
-        timeout_seconds=limits.timeout_seconds,
-        sleep=limits.sleep,
+        **limits.kwargs(),
     )
