@@ -12,6 +12,12 @@ subnet group, security groups and parameter group, tagged with this run's
 drill tag; verifies schema, row counts and canary as-of answers through SQL;
 and deletes the copy (only instances carrying this run's tag), also after a
 failure or Ctrl-C. It never changes the source instance.
+
+A stack that runs Aurora (or --cluster) gets the same drill on a copy of its
+cluster: restore_db_cluster_to_point_in_time (a full copy to the same moment
+or to --restore-time, or a copy-on-write clone with --clone) with the stack's
+subnet group, security groups, cluster parameter group and Serverless v2
+scaling, plus a writer instance; teardown deletes the writer, then the copy.
 """
 
 from __future__ import annotations
@@ -53,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="point in time to restore to (ISO 8601 with offset); default: the moment the facts are recorded",
     )
     source.add_argument("--snapshot", help="restore from this DB snapshot instead of a point in time")
+    source.add_argument(
+        "--clone",
+        action="store_true",
+        help="Aurora: a copy-on-write clone of the latest restorable time instead of a full copy",
+    )
     return parser
 
 
@@ -70,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     runbook.check_common(parser, args)
-    if args.local and (args.restore_time or args.snapshot):
-        parser.error("--local restores to a moment it chooses between two writes; drop --restore-time/--snapshot")
+    if args.local and (args.restore_time or args.snapshot or args.clone):
+        parser.error(
+            "--local restores to a moment it chooses between two writes; drop --restore-time/--snapshot/--clone"
+        )
     from temporaldb.drills.rds import new_run_id  # noqa: PLC0415 (keeps --help fast)
 
     report = DrillReport("restore", "local" if args.local else "aws", args.run_id or new_run_id(), args.apply)
@@ -81,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _aws(args: argparse.Namespace, report: DrillReport) -> None:
-    from temporaldb.drills import aws_restore  # noqa: PLC0415
+    from temporaldb.drills import aws_cluster_restore, aws_restore, rds_cluster  # noqa: PLC0415
 
     rds_client, secrets_client = runbook.aws_clients(args, "rds", "secretsmanager")
     if args.secret_id:
@@ -89,7 +102,8 @@ def _aws(args: argparse.Namespace, report: DrillReport) -> None:
     elif args.stack:
         user, password = aws_restore.login_secret(secrets_client, args.stack, "analyst")
     else:
-        raise runbook.Refused("with --instance, pass --secret-id (the SQL login the drill verifies with)")
+        named = "--cluster" if args.cluster else "--instance"
+        raise runbook.Refused(f"with {named}, pass --secret-id (the SQL login the drill verifies with)")
     options = aws_restore.RestoreOptions(
         instance=args.instance,
         stack=args.stack,
@@ -97,11 +111,15 @@ def _aws(args: argparse.Namespace, report: DrillReport) -> None:
         snapshot=args.snapshot,
         poll_seconds=args.poll_seconds,
         timeout_seconds=args.timeout_minutes * 60,
+        cluster=args.cluster,
+        clone=args.clone,
     )
     access = aws_restore.SqlAccess(
         user, password, args.database, args.db_host, args.db_port, args.copy_db_host, args.copy_db_port
     )
-    aws_restore.run(rds_client, options, access, report, say=runbook.say)
+    cluster = rds_cluster.drills_cluster(rds_client, cluster=args.cluster, instance=args.instance, stack=args.stack)
+    engine = aws_cluster_restore if cluster else aws_restore
+    engine.run(rds_client, options, access, report, say=runbook.say)
 
 
 CLUSTERS = "source and restored clusters"

@@ -13,6 +13,11 @@ with AllowMajorVersionUpgrade, runs ANALYZE, verifies that schema, row counts
 and as-of answers are unchanged, and deletes the copy, the snapshot and any
 group it made. The report says whether the real upgrade is safe to schedule
 and what must change first in Pulumi.<stack>.yaml. The source is never changed.
+
+A stack that runs Aurora (or --cluster) gets the same drill on a copy-on-write
+clone of its cluster with a writer: the target family's cluster (and, for a
+custom one, instance) parameter group, then modify_db_cluster with
+AllowMajorVersionUpgrade; teardown deletes the writer, the clone and the groups.
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _aws(args: argparse.Namespace, report: DrillReport) -> None:
-    from temporaldb.drills import aws_upgrade, aws_upgrade_options  # noqa: PLC0415
+    from temporaldb.drills import aws_cluster_upgrade, aws_upgrade, aws_upgrade_options, rds_cluster  # noqa: PLC0415
 
     rds_client, secrets_client = runbook.aws_clients(args, "rds", "secretsmanager")
     options = aws_upgrade_options.UpgradeOptions(
@@ -94,15 +99,19 @@ def _aws(args: argparse.Namespace, report: DrillReport) -> None:
         target_version=args.target_version,
         poll_seconds=args.poll_seconds,
         timeout_seconds=args.timeout_minutes * 60,
+        cluster=args.cluster,
     )
+    cluster = rds_cluster.drills_cluster(rds_client, cluster=args.cluster, instance=args.instance, stack=args.stack)
+    engine = aws_cluster_upgrade if cluster else aws_upgrade
     if not report.applied:
-        aws_upgrade.run(rds_client, options, None, report, say=runbook.say)  # the plan needs no login
+        engine.run(rds_client, options, None, report, say=runbook.say)  # the plan needs no login
         return
     with report.stage("read_logins", runbook.say) as stage:
         logins = aws_upgrade_options.read_logins(
             rds_client,
             secrets_client,
             options,
+            cluster=cluster,
             master_secret_id=args.master_secret_id,
             analyst_secret_id=args.secret_id,
             migrator_secret_id=args.migrator_secret_id,
@@ -112,7 +121,7 @@ def _aws(args: argparse.Namespace, report: DrillReport) -> None:
     access = aws_upgrade_options.UpgradeAccess(
         logins, database=args.database, copy_host=args.copy_db_host, copy_port=args.copy_db_port
     )
-    aws_upgrade.run(rds_client, options, access, report, say=runbook.say)
+    engine.run(rds_client, options, access, report, say=runbook.say)
 
 
 LOCAL_PLAN = (

@@ -9,46 +9,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-import psycopg
 import pytest
 from botocore.stub import Stubber
-from psycopg.conninfo import make_conninfo
 
 from runbooks import restore_drill
 from temporaldb.drills import aws_restore, rds, runbook
-from temporaldb.drills.report import DrillReport
 from temporaldb.drills.runbook import EXIT_CONNECTIVITY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
-from tests.drill_fixtures import REGION, SOURCE, STACK_TAGS, Stack, league_server, make_stack, remove_stack
+from tests import drill_fixtures
+from tests.drill_fixtures import REGION, SOURCE, STACK_TAGS, Servers, Stack, make_stack, remove_stack
 from tests.drill_fixtures import instances as _instances
-from tests.pgservers import ThrowawayServer
 
 pytestmark = pytest.mark.usefixtures("aws_credentials")
 
 
-@dataclass
-class Servers:
-    """What the source and its copy resolve to (through `--db-host` and `--copy-db-host`, as tunnels would)."""
-
-    source: ThrowawayServer
-    copy: ThrowawayServer
-
-
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    source = league_server(tmp_path_factory.mktemp("drill-source"))
-    try:
-        copy = league_server(tmp_path_factory.mktemp("drill-copy"))
-        try:
-            yield Servers(source, copy)
-        finally:
-            copy.stop()
-    finally:
-        source.stop()
+    with drill_fixtures.source_and_copy(tmp_path_factory) as servers:
+        yield servers
 
 
 @pytest.fixture
@@ -60,11 +41,7 @@ def stack(emulator: str) -> Iterator[Stack]:
 
 
 def _args(stack: Stack, database: Servers, *extra: str) -> list[str]:
-    return [
-        "--stack", "dev", "--endpoint-url", stack.endpoint, "--region", REGION,
-        "--db-host", str(database.source.root_dir), "--db-port", "5432",
-        "--copy-db-host", str(database.copy.root_dir), "--copy-db-port", "5432", "--poll-seconds", "0", *extra,
-    ]  # fmt: skip
+    return drill_fixtures.restore_args(stack.endpoint, database, *extra)
 
 
 def test_the_dry_run_plans_and_changes_nothing(
@@ -138,48 +115,13 @@ def test_apply_restores_with_the_stacks_groups_verifies_and_deletes_only_its_cop
 
 
 def _main_with_hook(event: str, hook: Any, argv: list[str]) -> int:
-    """Run the script with a botocore event hook on every RDS client it makes (the calls still reach moto)."""
-    original = boto3.session.Session.client
-
-    def client(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
-        made = original(self, service, *args, **kwargs)
-        if service == "rds":
-            made.meta.events.register(event, hook)
-        return made
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(boto3.session.Session, "client", client)
-    try:
-        return restore_drill.main(argv)
-    finally:
-        patch.undo()
+    return drill_fixtures.main_with_hooks(restore_drill.main, argv, (event, hook))
 
 
 @pytest.mark.parametrize("interruption", ["mismatch", "ctrl-c"])
 def test_a_failure_mid_drill_still_tears_down(stack: Stack, database: Servers, interruption: str) -> None:
     """The copy differs from the recorded facts (or Ctrl-C arrives) once it exists: teardown must still run."""
-    admin = make_conninfo(database.copy.dsn, dbname="nba_temporal")
-
-    def say(message: str) -> None:
-        if message != "[verify] started":
-            return
-        if interruption == "ctrl-c":
-            raise KeyboardInterrupt
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute("insert into nba.teams (team_id, abbreviation, name) values (99, 'ZZ', 'Late')")
-
-    report = DrillReport("restore", "aws", rds.new_run_id(), applied=True)
-    options = aws_restore.RestoreOptions(stack="dev", poll_seconds=0)
-    access = aws_restore.SqlAccess(
-        "analyst", None, host=str(database.source.root_dir), port=5432, copy_host=str(database.copy.root_dir)
-    )
-    expected = KeyboardInterrupt if interruption == "ctrl-c" else rds.RdsDrillError
-    try:
-        with pytest.raises(expected):
-            aws_restore.run(stack.rds, options, access, report, say=say)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute("delete from nba.teams where team_id = 99")
+    report = drill_fixtures.stop_at_verify(aws_restore.run, stack.rds, database, interruption)
     assert report.failed_stage == "verify"
     assert set(_instances(stack.rds)) == {SOURCE}
     assert report.torn_down == [f"rds instance {report.details['drill_instance']} (deleted)"]
@@ -344,7 +286,8 @@ def test_a_restore_time_outside_the_window_is_refused_before_any_call(moment: dt
     client, stubber = _stubbed()
     stubber.add_response("describe_db_instances", _described(), {"DBInstanceIdentifier": SOURCE})
     stubber.add_response("describe_db_instances", _described(), {"DBInstanceIdentifier": SOURCE})
-    stubber.add_response("describe_db_instances", {"DBInstances": []}, {})  # no instance carries the run id
+    stubber.add_response("describe_db_instances", {"DBInstances": []}, {})  # nothing carries the run id
+    stubber.add_response("describe_db_clusters", {"DBClusters": []}, {})
     stubber.add_response("describe_db_snapshots", {"DBSnapshots": []}, {"SnapshotType": "manual"})
     live = {
         "Status": "active",

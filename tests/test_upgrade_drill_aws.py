@@ -15,18 +15,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import psycopg
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
@@ -41,14 +36,13 @@ from temporaldb.drills import (
     rds,
     runbook,
 )
-from temporaldb.drills.aws_upgrade_options import Login, Logins, UpgradeAccess, UpgradeOptions
+from temporaldb.drills.aws_upgrade_options import Login, UpgradeOptions
 from temporaldb.drills.aws_upgrade_plan import UpgradeRefused
 from temporaldb.drills.aws_upgrade_targets import EngineCatalog, UpgradeTarget
 from temporaldb.drills.report import DrillReport
 from temporaldb.drills.runbook import EXIT_OK, EXIT_REFUSED
 from tests import drill_fixtures
-from tests.drill_fixtures import MASTER_USER, REGION, SOURCE, STACK_TAGS, Stack, instances, league_server, make_stack
-from tests.pgservers import ThrowawayServer
+from tests.drill_fixtures import REGION, SOURCE, STACK_TAGS, Calls, Copy, Hook, Stack, instances, make_stack
 
 SOURCE_VERSION = "16.4"
 TARGET_VERSION = "18.2"  # the highest 18.x among the stubbed valid targets
@@ -101,61 +95,16 @@ def stack(emulator: str) -> Iterator[Stack]:
     drill_fixtures.reset(emulator)
 
 
-def _like_rds(server: ThrowawayServer) -> None:
-    """The master user as on RDS (not a superuser), and an `rdsadmin` database it may not enter."""
-    with psycopg.connect(server.dsn, autocommit=True) as admin:
-        admin.execute(f"create role {MASTER_USER} login createdb createrole")
-        admin.execute(f"grant connect on database nba_temporal to {MASTER_USER}")
-        admin.execute("create database rdsadmin")
-        admin.execute("revoke connect on database rdsadmin from public")
-
-
-@dataclass
-class Copy:
-    """The drill's copy as the tunnel shows it: `host` links to the 16 server, then (after the upgrade) the 18."""
-
-    before: ThrowawayServer
-    after: ThrowawayServer
-    host: Path
-
-    def point_at(self, server: ThrowawayServer) -> None:
-        scratch = self.host.with_name("next")
-        scratch.unlink(missing_ok=True)
-        scratch.symlink_to(server.root_dir)
-        os.replace(scratch, self.host)
-
-    def upgrade(self, http_response: AWSResponse, **_: Any) -> None:
-        """A botocore after-call hook of ModifyDBInstance: once AWS accepts, the copy runs PostgreSQL 18."""
-        if http_response.status_code < 300:
-            self.point_at(self.after)
-
-    def dsn(self, server: ThrowawayServer) -> str:
-        return server.dsn_for("nba_temporal")
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copy]:
-    with contextlib.ExitStack() as stack:
-        before = league_server(tmp_path_factory.mktemp("copy-16"), major=16)
-        stack.callback(before.stop)
-        after = league_server(tmp_path_factory.mktemp("copy-18"), major=18)
-        stack.callback(after.stop)
-        for server in (before, after):
-            _like_rds(server)
-        folder = Path(tempfile.mkdtemp(prefix="tdb-tunnel-"))  # short: socket paths are limited
-        stack.callback(shutil.rmtree, folder, ignore_errors=True)
-        yield Copy(before, after, folder / "copy")
+    with drill_fixtures.upgrade_servers(tmp_path_factory) as copy:
+        yield copy
 
 
 @pytest.fixture
 def copy(servers: Copy) -> Copy:
     servers.point_at(servers.before)
     return servers
-
-
-def _access(copy: Copy) -> UpgradeAccess:
-    logins = Logins(Login("analyst", None), Login("migrator", None), Login(MASTER_USER, None))
-    return UpgradeAccess(logins, copy_host=str(copy.host), copy_port=5432)
 
 
 def _catalog(
@@ -219,63 +168,20 @@ def _source_arn(stack: Stack) -> str:
     return str(stack.rds.describe_db_instances(DBInstanceIdentifier=SOURCE)["DBInstances"][0]["DBInstanceArn"])
 
 
-@dataclass
-class Calls:
-    """What the drill asked the emulator, captured by botocore hooks (the calls still reach moto)."""
-
-    by_operation: dict[str, list[dict[str, Any]]]
-
-    def __getitem__(self, operation: str) -> list[dict[str, Any]]:
-        return self.by_operation.setdefault(operation, [])
-
-
 @contextlib.contextmanager
-def _hooks(client: Any, hooks: Sequence[tuple[str, Callable[..., Any]]]) -> Iterator[None]:
-    for event, handler in hooks:
-        client.meta.events.register(event, handler)
-    try:
-        yield
-    finally:
-        for event, handler in hooks:
-            client.meta.events.unregister(event, handler)
-
-
-@contextlib.contextmanager
-def _watched(client: Any, copy: Copy, *extra: tuple[str, Callable[..., Any]]) -> Iterator[Calls]:
+def _watched(client: Any, copy: Copy, *extra: Hook) -> Iterator[Calls]:
     """Capture the calls that change something, and swap the copy's server when the upgrade is answered."""
-    calls = Calls({})
+    calls = Calls()
     operations = (
         "CreateDBSnapshot", "RestoreDBInstanceFromDBSnapshot", "CreateDBParameterGroup", "ModifyDBParameterGroup",
         "ModifyDBInstance", "DeleteDBInstance", "DeleteDBSnapshot", "DeleteDBParameterGroup",
     )  # fmt: skip
-
-    def capture(operation: str) -> Callable[..., None]:
-        def record(params: dict[str, Any], **_: Any) -> None:
-            calls[operation].append(dict(params))
-
-        return record
-
-    hooks = [(f"provide-client-params.rds.{operation}", capture(operation)) for operation in operations]
-    hooks.append(("after-call.rds.ModifyDBInstance", copy.upgrade))
-    with _hooks(client, [*hooks, *extra]):
+    hooks = [*calls.recorders(operations), ("after-call.rds.ModifyDBInstance", copy.upgrade)]
+    with drill_fixtures.hooked(client, [*hooks, *extra]):
         yield calls
 
 
-def _refuse(
-    operation: str, code: str, message: str, when: Callable[[dict[str, Any]], bool] = lambda _: True
-) -> list[tuple[str, Callable[..., Any]]]:
-    """Hooks making the emulator's client answer `operation` with AWS's error, as AWS would (moto accepts it)."""
-
-    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["refuse"] = when(params)
-
-    def answer(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        if not context.get("refuse"):
-            return None
-        error = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
-        return AWSResponse("", 400, {}, None), error
-
-    return [(f"provide-client-params.rds.{operation}", remember), (f"before-call.rds.{operation}", answer)]
+_refuse = drill_fixtures.refuse
 
 
 def _drill_resources(client: Any) -> dict[str, set[str]]:
@@ -297,7 +203,7 @@ def _run(
     messages: list[str] = []
     options = UpgradeOptions(stack="dev", target_version="18", poll_seconds=0, timeout_seconds=30)
     aws_upgrade.run(
-        stack.rds, options, _access(copy), report, say=say or messages.append, sleep=lambda _: None, catalog=catalog
+        stack.rds, options, copy.access(), report, say=say or messages.append, sleep=lambda _: None, catalog=catalog
     )
     return messages
 
@@ -352,17 +258,14 @@ def test_the_script_plans_a_dry_run_without_reading_any_secret(
 ) -> None:
     """`upgrade_drill.py --stack dev --target-version 18` end to end, the engine catalog stubbed (moto lacks it)."""
     catalog, stubber = _catalog(source_arn=_source_arn(stack))
-    monkeypatch.setattr(aws_upgrade, "EngineCatalog", lambda _client: catalog)
     before = _drill_resources(stack.rds)
-    path = tmp_path / "u.json"
-    argv = ["--stack", "dev", "--target-version", "18", "--endpoint-url", stack.endpoint, "--region", REGION]
-    assert upgrade_drill.main([*argv, "--report", str(path)]) == EXIT_OK
+    code, report = drill_fixtures.plan_upgrade_by_script(monkeypatch, aws_upgrade, catalog, stack.endpoint, tmp_path)
+    assert code == EXIT_OK
     stubber.assert_no_pending_responses()
     assert _drill_resources(stack.rds) == before
     out, err = capsys.readouterr()
     assert "dry run, nothing changed" in out
     assert "would call rds.modify_db_instance(" in err
-    report = json.loads(path.read_text())
     assert [stage["name"] for stage in report["stages"]] == ["preconditions"]  # no read_logins stage
     assert report["details"]["target_version"] == TARGET_VERSION
 

@@ -47,6 +47,8 @@ class SqlAccess:
     sslmode: str = "require"
     application_name: str = APPLICATION_NAME
     """Shown in pg_stat_activity (the upgrade drill names itself)."""
+    connect_timeout: int = 15
+    """Seconds; the Aurora drills wait longer (a paused Serverless v2 instance resumes on the first connection)."""
 
     def dsn(self, address: str, port: int, *, copy: bool = False) -> str:
         host, override = (self.copy_host, self.copy_port) if copy else (self.host, self.port)
@@ -58,7 +60,7 @@ class SqlAccess:
             user=self.user,
             password=self.password or "",
             sslmode=self.sslmode,
-            connect_timeout="15",
+            connect_timeout=str(self.connect_timeout),
             application_name=self.application_name,
         )
 
@@ -73,6 +75,47 @@ class RestoreOptions:
     timeout_seconds: float = 3 * 3600.0
     restorable_timeout_seconds: float = 15 * 60.0
     """How long to wait for RDS to be able to restore to the moment the facts were recorded (about 5 min)."""
+    cluster: str | None = None
+    """An Aurora cluster as the source (temporaldb/drills/aws_cluster_restore.py)."""
+    clone: bool = False
+    """Aurora: a copy-on-write clone of the latest restorable time instead of a full copy."""
+
+    @property
+    def exact(self) -> bool:
+        """Whether the copy must match the recorded facts exactly (no older --restore-time, no --snapshot)."""
+        return self.restore_time is None and self.snapshot is None
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """The source's facts as the drill recorded them, and the moments that go with them."""
+
+    facts: DatabaseFacts
+    started_at: dt.datetime
+    """When the source's server started: a copy that reports the same start is the source itself."""
+    seen_at: dt.datetime
+    """The source's clock as the facts were read: the moment the copy is restored to."""
+    restorable: dt.datetime | None
+    """What RDS could restore to at that moment (its LatestRestorableTime)."""
+
+
+LatestRestorable = Callable[[], "dt.datetime | None"]
+"""Reads the source's LatestRestorableTime now."""
+
+
+@dataclass(frozen=True)
+class RestoreRun:
+    """One restore drill as its stages see it (instance or cluster): where it reports, how it reaches SQL, waits."""
+
+    report: DrillReport
+    say: Say
+    options: RestoreOptions
+    access: SqlAccess
+    sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def limits(self) -> rds.Limits:
+        return rds.Limits(self.options.poll_seconds, self.options.timeout_seconds, self.sleep)
 
 
 def server_started_at(dsn: str) -> dt.datetime:
@@ -106,6 +149,8 @@ def read_login(secrets: Any, secret_id: str) -> tuple[str, str]:
 def plan(client: Any, options: RestoreOptions, run_id: str) -> tuple[rds.SourceInstance, str, rds.PlannedCall]:
     """Find the source and check every precondition; nothing is changed."""
     source = rds.find_source(client, identifier=options.instance, stack=options.stack)
+    if options.clone:
+        raise rds.PreconditionError(f"--clone copies an Aurora cluster; {source.identifier} is an RDS instance")
     status = client.describe_db_instances(DBInstanceIdentifier=source.identifier)["DBInstances"][0]
     if status.get("DBInstanceStatus") != "available":
         raise rds.PreconditionError(f"{source.identifier} is {status.get('DBInstanceStatus')!r}, not available")
@@ -155,7 +200,7 @@ def run(
         for line in report.planned_calls:
             say(f"would call {line}")
         return
-    drill = _Drill(client, options, access, report, say, sleep, source, target)
+    drill = _Drill(client, RestoreRun(report, say, options, access, sleep), source, target)
     try:
         drill.restore_and_verify(call)
     finally:
@@ -165,33 +210,16 @@ def run(
 @dataclass(frozen=True)
 class _Drill:
     client: Any
-    options: RestoreOptions
-    access: SqlAccess
-    report: DrillReport
-    say: Say
-    sleep: Callable[[float], None]
+    run: RestoreRun
     source: rds.SourceInstance
     target: str
 
     def restore_and_verify(self, call: rds.PlannedCall) -> None:
-        report, say, source = self.report, self.say, self.source
-        with report.stage("record_facts", say) as stage:
-            source_dsn = self.access.dsn(source.address, source.port)
-            source_started_at = server_started_at(source_dsn)
-            restorable = self._latest_restorable()
-            # Between loads, by the server's clock: RDS restores by the server's commit times.
-            facts = snapshot(source_dsn, between_loads=True)
-            seen_at = facts.taken_at or utc_now()
-            stage.detail = f"{_summary(facts)} at {iso(seen_at)}"
-            report.details["facts_before"] = facts.to_dict()
-        exact = self.options.restore_time is None and self.options.snapshot is None
-        if exact:
-            with report.stage("wait_restorable", say) as stage:
-                self._wait_restorable(seen_at)
-                params = {key: value for key, value in call.params.items() if key != "UseLatestRestorableTime"}
-                call = rds.PlannedCall(call.operation, {**params, "RestoreTime": seen_at}, call.why)
-                stage.detail = f"RDS can restore to {iso(seen_at)}"
-        restore_time = self.options.restore_time or seen_at
+        report, say, source, options = self.run.report, self.run.say, self.source, self.run.options
+        before = record_source_facts(self.run, source.address, source.port, self._latest_restorable)
+        if options.exact:
+            wait_restorable(self.run, self._latest_restorable, before.seen_at, source.identifier)
+            call = pinned(call, "RestoreTime", before.seen_at)
         with report.stage("restore", say) as stage:
             requested = time.perf_counter()
             report.changed = True  # from here on, a failure leaves something to tear down
@@ -202,29 +230,12 @@ class _Drill:
                 self.client,
                 self.target,
                 say,
-                poll_seconds=self.options.poll_seconds,
-                timeout_seconds=self.options.timeout_seconds,
-                sleep=self.sleep,
+                **self.run.limits.kwargs(),
             )
             endpoint = instance.get("Endpoint") or {}
             stage.detail = f"{self.target} available at {endpoint.get('Address')}"
-        with report.stage("verify", say) as stage:
-            dsn = self.access.dsn(str(endpoint.get("Address", "")), int(endpoint.get("Port") or source.port), copy=True)
-            if server_started_at(dsn) == source_started_at:
-                raise rds.RdsDrillError(
-                    "the copy's connection reaches the source itself (same server): give the copy its own tunnel "
-                    "(--copy-db-host/--copy-db-port) or run from inside the VPC"
-                )
-            copy = snapshot(dsn, questions=facts.questions)
-            report.details["facts_after"] = copy.to_dict()
-            differences = compare(facts, copy) if exact else _schema_differences(facts, copy)
-            report.details["differences"] = differences
-            report.rto_seconds = round(time.perf_counter() - requested, 3)
-            report.rpo_seconds = _rpo(seen_at, restore_time if not exact else restorable, self.options.snapshot)
-            if differences:
-                raise rds.RdsDrillError(f"the copy differs from the source: {'; '.join(differences[:5])}")
-            report.verified = True
-            stage.detail = ("matches the source exactly" if exact else "schema matches") + f"; {_summary(copy)}"
+        address, port = str(endpoint.get("Address", "")), int(endpoint.get("Port") or source.port)
+        verify_copy(self.run, self.run.access.dsn(address, port, copy=True), before, requested)
 
     def _latest_restorable(self) -> dt.datetime | None:
         described = self.client.describe_db_instances(DBInstanceIdentifier=self.source.identifier)
@@ -233,17 +244,16 @@ class _Drill:
 
     def teardown(self) -> None:
         """Delete the copy, and only it, once its restore was asked for; wait (bounded) until it is gone."""
-        with self.report.stage("teardown", self.say) as stage:
-            if not self.report.changed:
+        report = self.run.report
+        with report.stage("teardown", self.run.say) as stage:
+            if not report.changed:
                 stage.detail = "nothing was created"
                 return
             outcome = rds.delete_drill_instance(
                 self.client,
                 self.target,
-                self.report.run_id,
-                poll_seconds=self.options.poll_seconds,
-                timeout_seconds=self.options.timeout_seconds,
-                sleep=self.sleep,
+                report.run_id,
+                **self.run.limits.kwargs(),
             )
             if outcome == "already gone":
                 stage.detail = f"{self.target} did not exist"
@@ -251,29 +261,84 @@ class _Drill:
             gone = rds.wait_deleted(
                 self.client,
                 self.target,
-                self.say,
-                poll_seconds=self.options.poll_seconds,
-                timeout_seconds=self.options.timeout_seconds,
-                sleep=self.sleep,
+                self.run.say,
+                **self.run.limits.kwargs(),
             )
-            self.report.torn_down.append(f"rds instance {self.target} ({'deleted' if gone else 'deleting'})")
-            stage.detail = ", ".join(self.report.torn_down)
+            report.torn_down.append(f"rds instance {self.target} ({'deleted' if gone else 'deleting'})")
+            stage.detail = ", ".join(report.torn_down)
 
-    def _wait_restorable(self, moment: dt.datetime) -> None:
-        """RDS restores to at most LatestRestorableTime, which trails the present by about five minutes."""
-        deadline = time.monotonic() + self.options.restorable_timeout_seconds
-        while True:
-            described = self.client.describe_db_instances(DBInstanceIdentifier=self.source.identifier)
-            latest = described["DBInstances"][0].get("LatestRestorableTime")
-            if latest is None or latest >= moment:
-                return
+
+# --- the stages the instance and the cluster restore share ------------------------------------------------------
+
+
+def record_source_facts(run: RestoreRun, address: str, port: int, latest_restorable: LatestRestorable) -> SourceFacts:
+    """The `record_facts` stage: the source's facts between two loads, by the server's clock (RDS restores by the
+    server's commit times), with what RDS could restore to at that moment."""
+    report = run.report
+    with report.stage("record_facts", run.say) as stage:
+        source_dsn = run.access.dsn(address, port)
+        started_at = server_started_at(source_dsn)
+        restorable = latest_restorable()
+        facts = snapshot(source_dsn, between_loads=True)
+        seen_at = facts.taken_at or utc_now()
+        stage.detail = f"{_summary(facts)} at {iso(seen_at)}"
+        report.details["facts_before"] = facts.to_dict()
+    return SourceFacts(facts, started_at, seen_at, restorable)
+
+
+def wait_restorable(run: RestoreRun, latest_restorable: LatestRestorable, moment: dt.datetime, source: str) -> None:
+    """The `wait_restorable` stage: RDS restores to at most LatestRestorableTime, which trails the present by about
+    five minutes; wait (bounded) until it reaches `moment`."""
+    options = run.options
+    with run.report.stage("wait_restorable", run.say) as stage:
+        deadline = time.monotonic() + options.restorable_timeout_seconds
+        while (latest := latest_restorable()) is not None and latest < moment:
             if time.monotonic() >= deadline:
                 raise rds.RdsDrillError(
-                    f"{self.source.identifier} still cannot restore to {iso(moment)} (latest restorable "
-                    f"{iso(latest)}) after {self.options.restorable_timeout_seconds:.0f} s"
+                    f"{source} still cannot restore to {iso(moment)} (latest restorable {iso(latest)}) after "
+                    f"{options.restorable_timeout_seconds:.0f} s"
                 )
-            self.say(f"waiting for RDS to be able to restore to {iso(moment)} (now {iso(latest)})")
-            self.sleep(min(self.options.poll_seconds, 60.0))
+            run.say(f"waiting for RDS to be able to restore to {iso(moment)} (now {iso(latest)})")
+            run.sleep(min(options.poll_seconds, 60.0))
+        stage.detail = f"RDS can restore to {iso(moment)}"
+
+
+def pinned(call: rds.PlannedCall, time_parameter: str, moment: dt.datetime) -> rds.PlannedCall:
+    """`call` restoring to `moment` (`time_parameter`: RestoreTime for an instance, RestoreToTime for a cluster)
+    instead of to the latest restorable time."""
+    params = {key: value for key, value in call.params.items() if key != "UseLatestRestorableTime"}
+    return rds.PlannedCall(call.operation, {**params, time_parameter: moment}, call.why)
+
+
+def verify_copy(
+    run: RestoreRun, dsn: str, before: SourceFacts, requested: float, *, also_matches: DatabaseFacts | None = None
+) -> None:
+    """The `verify` stage: the copy (reached through `dsn`) holds the recorded facts: exactly, in the default mode;
+    the schema only, after an older --restore-time or a snapshot. RTO (request to verified) and RPO go into the
+    report. `also_matches`: other facts of the source the copy may hold instead (a clone's moment is AWS's choice)."""
+    report, options = run.report, run.options
+    with report.stage("verify", run.say) as stage:
+        if server_started_at(dsn) == before.started_at:
+            raise rds.RdsDrillError(
+                "the copy's connection reaches the source itself (same server): give the copy its own tunnel "
+                "(--copy-db-host/--copy-db-port) or run from inside the VPC"
+            )
+        facts = before.facts
+        copy = snapshot(dsn, questions=facts.questions)
+        report.details["facts_after"] = copy.to_dict()
+        exact = options.exact
+        differences = compare(facts, copy) if exact else _schema_differences(facts, copy)
+        matched = "matches the source exactly"
+        if differences and also_matches is not None and not compare(also_matches, copy):
+            differences, matched = [], "matches the source as of the clone request (a load committed meanwhile)"
+        report.details["differences"] = differences
+        report.rto_seconds = round(time.perf_counter() - requested, 3)
+        restored_to = before.restorable if exact else options.restore_time
+        report.rpo_seconds = _rpo(before.seen_at, restored_to, options.snapshot)
+        if differences:
+            raise rds.RdsDrillError(f"the copy differs from the source: {'; '.join(differences[:5])}")
+        report.verified = True
+        stage.detail = (matched if exact else "schema matches") + f"; {_summary(copy)}"
 
 
 def _rpo(seen_at: dt.datetime, restore_time: dt.datetime | None, snapshot_id: str | None) -> float | None:

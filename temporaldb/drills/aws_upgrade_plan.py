@@ -3,13 +3,16 @@
 `plan()` changes nothing. It finds the source, chooses the target (temporaldb/drills/aws_upgrade_targets.py), the
 target family's parameter group (the stack's own, else one the drill makes with the source group's user-modified
 parameters) and refuses, with what to change first, an instance class that cannot run the target.
+
+`plan_group` plans a target-family group of either kind (`INSTANCE_GROUPS`, `CLUSTER_GROUPS`): the Aurora upgrade
+drill (temporaldb/drills/aws_cluster_upgrade.py) plans its cluster's and its writer's groups with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from temporaldb.drills import rds
 from temporaldb.drills.aws_upgrade_options import UpgradeOptions, stack_name
@@ -18,6 +21,107 @@ from temporaldb.drills.aws_upgrade_targets import EngineCatalog, UpgradeTarget, 
 KIND: Final = "upgrade"
 PARAMETER_CHUNK: Final = 20
 """modify_db_parameter_group takes at most 20 parameters per call."""
+
+
+@dataclass(frozen=True)
+class GroupApi:
+    """The RDS calls and names of one kind of parameter group: an instance's (DB parameter group) or a cluster's."""
+
+    kind: str
+    name_key: str
+    listed: str
+    arn_key: str
+    describe_groups: str
+    describe_parameters: str
+    create: str
+    modify: str
+    delete: str
+    defined_in: str
+    """Where the program sets these parameters (a refused one is changed there)."""
+
+
+INSTANCE_GROUPS: Final = GroupApi(
+    "parameter group", "DBParameterGroupName", "DBParameterGroups", "DBParameterGroupArn",
+    "describe_db_parameter_groups", "describe_db_parameters", "create_db_parameter_group", "modify_db_parameter_group",
+    "delete_db_parameter_group", "components/database.py PARAMETERS",
+)  # fmt: skip
+CLUSTER_GROUPS: Final = GroupApi(
+    "cluster parameter group", "DBClusterParameterGroupName", "DBClusterParameterGroups",
+    "DBClusterParameterGroupArn", "describe_db_cluster_parameter_groups", "describe_db_cluster_parameters",
+    "create_db_cluster_parameter_group", "modify_db_cluster_parameter_group", "delete_db_cluster_parameter_group",
+    "the Aurora cluster's parameters in components/",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """The target family's parameter group the upgraded copy uses: the stack's own, or one the drill makes (tagged
+    with the run) holding the source group's user-modified parameters."""
+
+    api: GroupApi
+    name: str
+    family: str
+    source_group: str
+    create: bool
+    parameters: tuple[Mapping[str, str], ...]
+    """The source group's user-modified parameters to copy (ParameterName, ParameterValue, ApplyMethod), empty when
+    the stack's group is used."""
+    run_id: str
+    tags: tuple[Mapping[str, str], ...] = ()
+
+    def setup_calls(self) -> list[rds.PlannedCall]:
+        """Create the group and copy the parameters, 20 a call; nothing when the stack's group is used."""
+        if not self.create:
+            return []
+        create = rds.PlannedCall(
+            self.api.create,
+            {
+                self.api.name_key: self.name,
+                "DBParameterGroupFamily": self.family,
+                "Description": f"temporaldb upgrade drill {self.run_id}: {self.source_group} in {self.family}",
+                "Tags": [dict(tag) for tag in self.tags],
+            },
+            f"no {self.api.kind} of {self.family} tagged with the stack: the drill makes one",
+        )
+        return [create, *(self.parameters_call(chunk) for chunk in parameter_chunks(self.parameters))]
+
+    def parameters_call(self, chunk: Sequence[Mapping[str, str]]) -> rds.PlannedCall:
+        return rds.PlannedCall(
+            self.api.modify,
+            {self.api.name_key: self.name, "Parameters": [dict(parameter) for parameter in chunk]},
+            f"the source {self.api.kind}'s user-modified parameters",
+        )
+
+    def teardown_calls(self) -> list[rds.PlannedCall]:
+        if not self.create:
+            return []
+        only = f"teardown, only if tagged {rds.DRILL_TAG}={self.run_id}"
+        return [rds.PlannedCall(self.api.delete, {self.api.name_key: self.name}, only)]
+
+    def describe(self) -> str:
+        if self.create:
+            return f"creates {self.name} in {self.family} with {len(self.parameters)} parameters of {self.source_group}"
+        return f"uses the stack's {self.name} ({self.family})"
+
+
+def plan_group(
+    client: rds.Client,
+    api: GroupApi,
+    source: rds.Tagged,
+    *,
+    source_group: str,
+    family: str,
+    name: str,
+    run_id: str,
+    tags: Sequence[Mapping[str, str]],
+) -> GroupPlan:
+    """The stack's group of `family` if there is one (tagged like `source`), else `name`, to be made with
+    `source_group`'s user-modified parameters."""
+    existing = _stack_group(client, api, source, family)
+    if existing is not None:
+        return GroupPlan(api, existing, family, source_group, False, (), run_id)
+    parameters = _user_parameters(client, api, source_group)
+    return GroupPlan(api, name, family, source_group, True, parameters, run_id, tuple(tags))
 
 
 class UpgradeRefused(rds.PreconditionError):
@@ -32,8 +136,28 @@ class UpgradeRefused(rds.PreconditionError):
         self.must_change_first = tuple(must_change_first)
 
 
+class HasEngineVersion(Protocol):
+    @property
+    def engine_version(self) -> str: ...
+
+
+class Majors:
+    """The source's and the target's major versions, for a plan of either drill (instance or cluster)."""
+
+    source: HasEngineVersion
+    target: UpgradeTarget
+
+    @property
+    def source_major(self) -> int:
+        return int(major_of(self.source.engine_version))
+
+    @property
+    def target_major(self) -> int:
+        return int(major_of(self.target.version))
+
+
 @dataclass(frozen=True)
-class UpgradePlan:
+class UpgradePlan(Majors):
     """What `plan()` found and what the drill will call; nothing has been changed."""
 
     source: rds.SourceInstance
@@ -44,25 +168,14 @@ class UpgradePlan:
     snapshot: str
     target: UpgradeTarget
     target_family: str
-    parameter_group: str
-    create_parameter_group: bool
-    parameters: tuple[Mapping[str, str], ...]
-    """The source group's user-modified parameters to copy into a new group (ParameterName, ParameterValue,
-    ApplyMethod), empty when an existing group is used."""
+    group: GroupPlan
+    """The target family's parameter group of the upgraded copy."""
     pending_maintenance: tuple[str, ...]
     pending_modified_values: Mapping[str, Any]
     """The source's own pending modifications: the real upgrade's ApplyImmediately applies them too."""
     master_secret_arn: str | None
     calls: tuple[rds.PlannedCall, ...]
     """Every AWS call that changes something, in order; teardown's deletions last."""
-
-    @property
-    def source_major(self) -> int:
-        return int(major_of(self.source.engine_version))
-
-    @property
-    def target_major(self) -> int:
-        return int(major_of(self.target.version))
 
 
 def plan(
@@ -92,10 +205,17 @@ def plan(
     pending = catalog.pending_maintenance(source.arn) if source.arn else ()
     copy = rds.drill_identifier(source.identifier, KIND, run_id)
     rds.refuse_reused_run(client, run_id)  # teardown deletes what carries the run's tag
-    existing = _stack_group(client, source, family)
-    group = existing or f"{copy}-params"
-    parameters = () if existing else _user_parameters(client, source.parameter_group)
     tags = rds.drill_tags(source, KIND, run_id)
+    group = plan_group(
+        client,
+        INSTANCE_GROUPS,
+        source,
+        source_group=source.parameter_group,
+        family=family,
+        name=f"{copy}-params",
+        run_id=run_id,
+        tags=tags,
+    )
     calls = [
         rds.PlannedCall(
             "create_db_snapshot",
@@ -103,12 +223,8 @@ def plan(
             "the copy's starting point (a Single-AZ source pauses I/O briefly)",
         ),
         rds.restore_call(source, copy, tags, snapshot=copy),
-    ]
-    if existing is None:
-        calls.append(_create_group_call(group, family, source, run_id, tags))
-        calls += [_parameters_call(group, chunk) for chunk in parameter_chunks(parameters)]
-    calls += [
-        upgrade_call(copy, target.version, group),
+        *group.setup_calls(),
+        upgrade_call(copy, target.version, group.name),
         rds.PlannedCall(
             "delete_db_instance",
             {"DBInstanceIdentifier": copy, "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True},
@@ -117,15 +233,8 @@ def plan(
         rds.PlannedCall(
             "delete_db_snapshot", {"DBSnapshotIdentifier": copy}, f"teardown, only if tagged {rds.DRILL_TAG}={run_id}"
         ),
+        *group.teardown_calls(),
     ]
-    if existing is None:
-        calls.append(
-            rds.PlannedCall(
-                "delete_db_parameter_group",
-                {"DBParameterGroupName": group},
-                f"teardown, only if tagged {rds.DRILL_TAG}={run_id}",
-            )
-        )
     return UpgradePlan(
         source=source,
         stack=stack,
@@ -133,9 +242,7 @@ def plan(
         snapshot=copy,
         target=target,
         target_family=family,
-        parameter_group=group,
-        create_parameter_group=existing is None,
-        parameters=parameters,
+        group=group,
         pending_maintenance=pending,
         pending_modified_values=dict(described.get("PendingModifiedValues") or {}),
         master_secret_arn=(described.get("MasterUserSecret") or {}).get("SecretArn"),
@@ -158,45 +265,22 @@ def upgrade_call(copy: str, version: str, parameter_group: str) -> rds.PlannedCa
     )
 
 
-def _create_group_call(
-    name: str, family: str, source: rds.SourceInstance, run_id: str, tags: list[dict[str, str]]
-) -> rds.PlannedCall:
-    return rds.PlannedCall(
-        "create_db_parameter_group",
-        {
-            "DBParameterGroupName": name,
-            "DBParameterGroupFamily": family,
-            "Description": f"temporaldb upgrade drill {run_id}: {source.parameter_group} in {family}",
-            "Tags": tags,
-        },
-        f"no group of {family} tagged with the stack: the drill makes one",
-    )
-
-
-def _parameters_call(group: str, chunk: Sequence[Mapping[str, str]]) -> rds.PlannedCall:
-    return rds.PlannedCall(
-        "modify_db_parameter_group",
-        {"DBParameterGroupName": group, "Parameters": [dict(parameter) for parameter in chunk]},
-        "the source group's user-modified parameters",
-    )
-
-
 def parameter_chunks(parameters: Sequence[Mapping[str, str]]) -> Iterator[Sequence[Mapping[str, str]]]:
     """The parameters in groups of PARAMETER_CHUNK, as modify_db_parameter_group takes them."""
     for start in range(0, len(parameters), PARAMETER_CHUNK):
         yield parameters[start : start + PARAMETER_CHUNK]
 
 
-def _stack_group(client: rds.Client, source: rds.SourceInstance, family: str) -> str | None:
-    """A parameter group of `family` tagged like the source (project and stack), not a drill's; the first by name."""
+def _stack_group(client: rds.Client, api: GroupApi, source: rds.Tagged, family: str) -> str | None:
+    """A group of `family` tagged like the source (project and stack), not a drill's; the first by name."""
     stack = source.tags.get(rds.STACK_TAG)
     if not stack:
         return None
     wanted = {rds.PROJECT_TAG: rds.PROJECT, rds.STACK_TAG: stack}
     candidates = sorted(
-        (str(group["DBParameterGroupName"]), str(group.get("DBParameterGroupArn", "")))
-        for page in client.get_paginator("describe_db_parameter_groups").paginate()
-        for group in page["DBParameterGroups"]
+        (str(group[api.name_key]), str(group.get(api.arn_key, "")))
+        for page in client.get_paginator(api.describe_groups).paginate()
+        for group in page[api.listed]
         if group.get("DBParameterGroupFamily") == family
     )
     for name, arn in candidates:
@@ -206,12 +290,12 @@ def _stack_group(client: rds.Client, source: rds.SourceInstance, family: str) ->
     return None
 
 
-def _user_parameters(client: rds.Client, group: str) -> tuple[dict[str, str], ...]:
-    """The parameters someone set in `group` (Source=user), ready for modify_db_parameter_group."""
+def _user_parameters(client: rds.Client, api: GroupApi, group: str) -> tuple[dict[str, str], ...]:
+    """The parameters someone set in `group` (Source=user), ready for the modify call."""
     if not group:
         return ()
     found = []
-    for page in client.get_paginator("describe_db_parameters").paginate(DBParameterGroupName=group, Source="user"):
+    for page in client.get_paginator(api.describe_parameters).paginate(**{api.name_key: group}, Source="user"):
         for parameter in page["Parameters"]:
             if parameter.get("ParameterValue") is None:
                 continue
@@ -229,11 +313,12 @@ def _user_parameters(client: rds.Client, group: str) -> tuple[dict[str, str], ..
 
 def render(call: rds.PlannedCall) -> str:
     """A planned call on one line; parameter lists shortened to `name=value`."""
-    if call.operation != "modify_db_parameter_group":
+    api = next((api for api in (INSTANCE_GROUPS, CLUSTER_GROUPS) if api.modify == call.operation), None)
+    if api is None:
         return call.render()
     names = ", ".join(f"{p['ParameterName']}={p['ParameterValue']}" for p in call.params["Parameters"])
-    group = call.params["DBParameterGroupName"]
-    return f"rds.modify_db_parameter_group(DBParameterGroupName={group!r}, Parameters=[{names}])  # {call.why}"
+    group = call.params[api.name_key]
+    return f"rds.{call.operation}({api.name_key}={group!r}, Parameters=[{names}])  # {call.why}"
 
 
 def _instance_class_change(stack: str | None, source: rds.SourceInstance, target: UpgradeTarget) -> str:

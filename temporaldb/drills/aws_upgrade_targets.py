@@ -3,7 +3,8 @@
 The describe calls about engine versions, instance classes and maintenance go through an `EngineCatalog` (the
 drill's seam): by default `EngineCatalog(client)`, the drill's own RDS client; tests pass one built on a
 botocore-stubbed client, since the emulator (moto) lacks `describe_db_engine_versions` and
-`describe_pending_maintenance_actions` and offers no orderable PostgreSQL class.
+`describe_pending_maintenance_actions` and offers no orderable PostgreSQL class. The same catalog serves Aurora
+(`aurora-postgresql`): its versions, families (`aurora-postgresql17`) and Serverless v2 limits.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ class EngineCatalog:
             raise rds.PreconditionError(f"RDS gives no parameter group family for {engine} {version}")
         return str(family)
 
+    def serverless_v2_minimum(self, engine: str, version: str) -> float | None:
+        """The lowest Serverless v2 MinCapacity `engine version` accepts (0: it can pause), None when RDS says none."""
+        support = self._version(engine, version).get("ServerlessV2FeaturesSupport") or {}
+        minimum = support.get("MinCapacity")
+        return float(minimum) if minimum is not None else None
+
     def orderable(self, engine: str, version: str, instance_class: str) -> bool:
         """Whether `instance_class` can run `engine version` in this region."""
         found = self._describe(
@@ -119,7 +126,9 @@ def major_of(version: str) -> str:
     return version.split(".", 1)[0]
 
 
-def choose_target(source_version: str, targets: Sequence[UpgradeTarget], requested: str) -> UpgradeTarget:
+def choose_target(
+    source_version: str, targets: Sequence[UpgradeTarget], requested: str, engine: str = "postgres"
+) -> UpgradeTarget:
     """The major-version target RDS offers for `requested`: that exact version, or the highest of that major."""
     majors = sorted((t for t in targets if t.major_upgrade), key=lambda t: version_key(t.version))
     offered = ", ".join(t.version for t in majors) or "none"
@@ -136,7 +145,7 @@ def choose_target(source_version: str, targets: Sequence[UpgradeTarget], request
         chosen = [t for t in majors if major_of(t.version) == requested]
     if not chosen:
         raise rds.PreconditionError(
-            f"RDS cannot upgrade postgres {source_version} to {requested}: its valid major-version targets are "
-            f"{offered} (aws rds describe-db-engine-versions --engine postgres --engine-version {source_version})"
+            f"RDS cannot upgrade {engine} {source_version} to {requested}: its valid major-version targets are "
+            f"{offered} (aws rds describe-db-engine-versions --engine {engine} --engine-version {source_version})"
         )
     return chosen[-1]

@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from temporaldb.load import LOAD_LOCK_KEY
 from temporaldb.migrate import history_checksum
@@ -133,7 +134,9 @@ def snapshot(
     while the facts are read (the loader's advisory lock), so `taken_at` is a moment no load straddles.
     Needs only read access (the model's reader roles suffice).
     """
-    with psycopg.connect(dsn, connect_timeout=15, autocommit=True) as connection:
+    # The DSN's own connect_timeout wins: a paused Aurora Serverless v2 writer takes up to 15 s to resume.
+    timeout = conninfo_to_dict(dsn).get("connect_timeout") or 15
+    with psycopg.connect(dsn, connect_timeout=int(timeout), autocommit=True) as connection:
         if between_loads:
             connection.execute("select pg_advisory_lock(%s)", (LOAD_LOCK_KEY,))
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ

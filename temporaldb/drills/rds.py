@@ -1,9 +1,10 @@
 """The RDS side of the drills, with boto3: find the stack's instance, restore a tagged copy, wait, tear down.
 
-The drills never change the source instance. Every instance a drill creates
-carries the tag `temporaldb:drill = <run id>`; a run refuses to start when
-anything already carries its id, and teardown deletes only what this run
-asked for, after reading that tag back.
+The drills never change the source instance. Every instance (and Aurora
+cluster, temporaldb/drills/rds_cluster.py) a drill creates carries the tag
+`temporaldb:drill = <run id>`; a run refuses to start when anything already
+carries its id, and teardown deletes only what this run asked for, after
+reading that tag back.
 
 AWS answers are plain dicts (botocore has no published stubs for this
 release); the few fields read are converted into typed values here.
@@ -17,7 +18,8 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from functools import partial
+from typing import Any, Final, Protocol
 
 DRILL_TAG: Final = "temporaldb:drill"
 DRILL_KIND_TAG: Final = "temporaldb:drill-kind"
@@ -38,6 +40,19 @@ TERMINAL_STATES: Final = frozenset(
 
 Say = Callable[[str], None]
 Client = Any  # a boto3 RDS client
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How a drill waits: between polls, in all, and with what (tests pass a sleep that returns at once)."""
+
+    poll_seconds: float = 30.0
+    timeout_seconds: float = 3 * 3600.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def kwargs(self) -> dict[str, Any]:
+        """As the keyword arguments of the waits and deletions that take them one by one."""
+        return {"poll_seconds": self.poll_seconds, "timeout_seconds": self.timeout_seconds, "sleep": self.sleep}
 
 
 class RdsDrillError(Exception):
@@ -76,9 +91,13 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     return f"{moment:%Y%m%dt%H%M%S}-{secrets.token_hex(2)}"
 
 
-def drill_identifier(source: str, kind: str, run_id: str) -> str:
-    """A valid, unique RDS identifier for the drill's copy: letters, digits and single hyphens, at most 63."""
-    suffix = f"-{kind}-{run_id}"
+def drill_identifier(source: str, kind: str, run_id: str, member: str = "") -> str:
+    """A valid, unique RDS identifier for the drill's copy: letters, digits and single hyphens, at most 63.
+
+    `member` names an instance of a copied cluster (`writer`): `<source>-<kind>-<run id>-writer`, the source's stem
+    shortened first, so that the cluster's and its instances' names share it.
+    """
+    suffix = f"-{kind}-{run_id}" + (f"-{member}" if member else "")
     stem = re.sub(r"-+", "-", source[: MAX_IDENTIFIER - len(suffix)]).rstrip("-")
     return f"{stem}{suffix}"
 
@@ -128,12 +147,13 @@ def find_source(rds: Client, *, identifier: str | None = None, stack: str | None
         if _has_tags(instance, wanted)
         and DRILL_TAG not in tags_of(instance.get("TagList"))
         and not instance.get("ReadReplicaSourceDBInstanceIdentifier")  # replicas carry the stack's tags too
+        and not instance.get("DBClusterIdentifier")  # so do an Aurora cluster's instances: the cluster is the source
     ]
     if len(matches) != 1:
         names = ", ".join(str(m["DBInstanceIdentifier"]) for m in matches) or "none"
         raise PreconditionError(
-            f"expected one instance tagged project={PROJECT}, stack={PROJECT}-{stack}; found {names}: "
-            "pass --instance to choose"
+            f"expected one RDS instance (or one Aurora cluster) tagged project={PROJECT}, stack={PROJECT}-{stack}; "
+            f"found {names}: pass --instance or --cluster to choose"
         )
     return _source(matches[0])
 
@@ -143,7 +163,14 @@ def _has_tags(instance: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
     return all(tags.get(key) == value for key, value in wanted.items())
 
 
-def drill_tags(source: SourceInstance, kind: str, run_id: str) -> list[dict[str, str]]:
+class Tagged(Protocol):
+    """A drill's source, instance or cluster: what its tags are."""
+
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+
+
+def drill_tags(source: Tagged, kind: str, run_id: str) -> list[dict[str, str]]:
     """The source's project/stack/costCenter tags (so costs land on the stack) plus the drill's own."""
     kept = {key: value for key, value in source.tags.items() if key in (PROJECT_TAG, STACK_TAG, "costCenter")}
     kept.update({DRILL_TAG: run_id, DRILL_KIND_TAG: kind})
@@ -243,6 +270,18 @@ def call(rds: Client, planned: PlannedCall) -> dict[str, Any]:
     return result
 
 
+Describe = Callable[[], dict[str, Any] | None]
+"""Describes one resource (instance or cluster) as AWS does; None while it does not exist."""
+
+
+def describe_instance(rds: Client, identifier: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    except rds.exceptions.DBInstanceNotFoundFault:
+        return None
+    return found
+
+
 def wait_available(
     rds: Client,
     identifier: str,
@@ -252,21 +291,41 @@ def wait_available(
     timeout_seconds: float = 3 * 3600,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Poll until `identifier` is available, saying its status as it changes; explicit limits, like a waiter's."""
+    """Poll until instance `identifier` is available, saying its status as it changes; explicit limits."""
+    return wait_status(
+        partial(describe_instance, rds, identifier),
+        identifier,
+        say,
+        status_key="DBInstanceStatus",
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+        sleep=sleep,
+    )
+
+
+def wait_status(
+    describe: Describe,
+    identifier: str,
+    say: Say,
+    *,
+    status_key: str,
+    poll_seconds: float,
+    timeout_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll `describe` until the resource's `status_key` says available, saying it as it changes, like a waiter
+    with explicit limits; a terminal state fails at once."""
     deadline = time.monotonic() + timeout_seconds
     started = said_at = time.monotonic()
     last = ""
     while True:
-        try:
-            instance: dict[str, Any] = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
-        except rds.exceptions.DBInstanceNotFoundFault:
-            instance = {"DBInstanceStatus": "not-yet-visible"}
-        status = str(instance.get("DBInstanceStatus"))
+        described = describe() or {status_key: "not-yet-visible"}
+        status = str(described.get(status_key))
         if status != last or time.monotonic() - said_at >= HEARTBEAT_SECONDS:
             say(f"{identifier}: {status} after {time.monotonic() - started:.0f} s")
             last, said_at = status, time.monotonic()
         if status == "available":
-            return instance
+            return described
         if status in TERMINAL_STATES:
             raise RdsDrillError(f"{identifier} went to {status!r}; it will not become available by itself")
         if time.monotonic() >= deadline:
@@ -275,12 +334,19 @@ def wait_available(
 
 
 def tagged_with_run(rds: Client, run_id: str) -> list[str]:
-    """Instances and snapshots already carrying this run's drill tag (a reused --run-id must find none)."""
+    """Instances, Aurora clusters and snapshots already carrying this run's drill tag (a reused --run-id must find
+    none)."""
     found = [
         f"instance {instance['DBInstanceIdentifier']}"
         for page in rds.get_paginator("describe_db_instances").paginate()
         for instance in page["DBInstances"]
         if tags_of(instance.get("TagList")).get(DRILL_TAG) == run_id
+    ]
+    found += [
+        f"cluster {cluster['DBClusterIdentifier']}"
+        for page in rds.get_paginator("describe_db_clusters").paginate()
+        for cluster in page["DBClusters"]
+        if tags_of(cluster.get("TagList")).get(DRILL_TAG) == run_id
     ]
     found += [
         f"snapshot {snapshot['DBSnapshotIdentifier']}"
@@ -310,6 +376,7 @@ def delete_drill_instance(
     identifier: str,
     run_id: str,
     *,
+    cluster_member: bool = False,
     poll_seconds: float = 15.0,
     timeout_seconds: float = 15 * 60.0,
     sleep: Callable[[float], None] = time.sleep,
@@ -318,22 +385,54 @@ def delete_drill_instance(
 
     An instance still being created, modified or backed up refuses deletion
     (InvalidDBInstanceState): retry until RDS accepts, within the limits.
+    An Aurora cluster's instance (`cluster_member`) is deleted by name alone:
+    its backups are the cluster's, and AWS refuses a final snapshot of it.
     """
+    params: dict[str, Any] = {"DBInstanceIdentifier": identifier}
+    if not cluster_member:
+        params.update(SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+    return delete_tagged(
+        partial(describe_instance, rds, identifier),
+        partial(rds.delete_db_instance, **params),
+        identifier,
+        run_id,
+        status_key="DBInstanceStatus",
+        busy=rds.exceptions.InvalidDBInstanceStateFault,
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+        sleep=sleep,
+    )
+
+
+def delete_tagged(
+    describe: Describe,
+    delete: Callable[[], object],
+    identifier: str,
+    run_id: str,
+    *,
+    status_key: str,
+    busy: type[Exception],
+    poll_seconds: float,
+    timeout_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Delete a resource if, and only if, its description carries this run's drill tag: "already gone",
+    "deleting" (someone asked before) or "deletion requested". While AWS answers `busy` (the resource is being
+    created or modified), retry within the limits."""
     deadline = time.monotonic() + timeout_seconds
     while True:
-        try:
-            instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
-        except rds.exceptions.DBInstanceNotFoundFault:
+        described = describe()
+        if described is None:
             return "already gone"
-        require_run_tag(instance.get("TagList"), identifier, run_id)
-        if instance.get("DBInstanceStatus") == "deleting":
+        require_run_tag(described.get("TagList"), identifier, run_id)
+        if described.get(status_key) == "deleting":
             return "deleting"
         try:
-            rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
-        except rds.exceptions.InvalidDBInstanceStateFault:
+            delete()
+        except busy:
             if time.monotonic() >= deadline:
                 raise RdsDrillError(
-                    f"{identifier} is still {instance.get('DBInstanceStatus')!r} and refuses deletion after "
+                    f"{identifier} is still {described.get(status_key)!r} and refuses deletion after "
                     f"{timeout_seconds:.0f} s: delete it by hand (runbook, Rollback)"
                 ) from None
             sleep(poll_seconds)
@@ -350,12 +449,30 @@ def wait_deleted(
     timeout_seconds: float = 30 * 60.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
-    """Poll until `identifier` no longer exists; False when it is still deleting at the time limit."""
+    """Poll until instance `identifier` no longer exists; False when it is still deleting at the time limit."""
+    return wait_gone(
+        partial(describe_instance, rds, identifier),
+        identifier,
+        say,
+        poll_seconds=poll_seconds,
+        timeout_seconds=timeout_seconds,
+        sleep=sleep,
+    )
+
+
+def wait_gone(
+    describe: Describe,
+    identifier: str,
+    say: Say,
+    *,
+    poll_seconds: float,
+    timeout_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Poll until `describe` finds nothing; False (and said) when it still exists at the time limit."""
     deadline = time.monotonic() + timeout_seconds
     while True:
-        try:
-            rds.describe_db_instances(DBInstanceIdentifier=identifier)
-        except rds.exceptions.DBInstanceNotFoundFault:
+        if describe() is None:
             return True
         if time.monotonic() >= deadline:
             say(f"{identifier} is still deleting after {timeout_seconds:.0f} s; RDS will finish on its own")

@@ -44,8 +44,12 @@ def say(message: str) -> None:
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--apply", action="store_true", help="act; without it, print the plan and change nothing")
     parser.add_argument("--local", action="store_true", help="run the drill on local PostgreSQL servers, no AWS")
-    parser.add_argument("--stack", help="the stack whose instance to drill (found by its tags), e.g. dev")
-    parser.add_argument("--instance", help="the source RDS instance identifier (instead of --stack)")
+    parser.add_argument(
+        "--stack", help="the stack whose RDS instance or Aurora cluster to drill (found by its tags), e.g. dev"
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--instance", help="the source RDS instance identifier (instead of --stack)")
+    source.add_argument("--cluster", help="the source Aurora cluster identifier (instead of --stack)")
     parser.add_argument("--region", help="AWS region (default: the AWS configuration's)")
     parser.add_argument("--endpoint-url", help="AWS endpoint, e.g. an emulator at http://127.0.0.1:5000")
     parser.add_argument(
@@ -110,8 +114,8 @@ class LocalRun:
 
 
 def check_common(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if not args.local and not (args.stack or args.instance):
-        parser.error("name the source: --stack STACK or --instance IDENTIFIER (or use --local)")
+    if not args.local and not (args.stack or args.instance or args.cluster):
+        parser.error("name the source: --stack STACK, --instance IDENTIFIER or --cluster IDENTIFIER (or use --local)")
     if args.db_port is not None and not args.db_host:
         parser.error("--db-port needs --db-host")
     if args.copy_db_port is not None and not args.copy_db_host:
