@@ -11,37 +11,22 @@ Defaults are the secure ones; a stack only tunes them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
+from components import rdsparts
+from components.parameters import STACK_PARAMETERS
+from components.rdsparts import CA_CERTIFICATE, EXTENDED_SUPPORT_DISABLED
 from infra.catalog import parameter_group_family
 
 LOG_EXPORTS = ("postgresql", "upgrade")
-EXTENDED_SUPPORT_DISABLED = "open-source-rds-extended-support-disabled"
-CA_CERTIFICATE = "rds-ca-rsa2048-g1"
-MONITORING_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 
-# (name, value, apply method). Static parameters must say pending-reboot, or
-# every update shows a diff (pulumi/pulumi-aws#2442).
-PARAMETERS: tuple[tuple[str, str, str], ...] = (
-    ("rds.force_ssl", "1", "immediate"),  # FSBP RDS.38: TLS only
-    ("ssl_min_protocol_version", "TLSv1.2", "immediate"),
-    ("log_min_duration_statement", "500", "immediate"),  # ms; CKV2_AWS_30
-    ("log_statement", "ddl", "immediate"),  # CKV2_AWS_30, without logging data
-    ("shared_preload_libraries", "pg_stat_statements", "pending-reboot"),
-    ("track_io_timing", "1", "immediate"),
-    # As-of lookups run in well under a millisecond; JIT compilation would cost
-    # more than the query whenever the planner's estimate crosses jit_above_cost.
-    ("jit", "0", "immediate"),
-    ("random_page_cost", "1.1", "immediate"),  # gp3 is SSD: index lookups are cheap
-    # An idle open transaction holds back vacuum of the cumulative tables.
-    ("idle_in_transaction_session_timeout", "300000", "immediate"),
-    ("log_autovacuum_min_duration", "10000", "immediate"),
+# (name, value, apply method): the instance keeps every stack parameter in its one group.
+PARAMETERS: tuple[tuple[str, str, str], ...] = tuple(
+    (parameter.name, parameter.value, parameter.apply_method) for parameter in STACK_PARAMETERS
 )
 
 
@@ -90,14 +75,10 @@ class PostgresDatabase(pulumi.ComponentResource):
         self._name = name
         self._args = args
         parameter_group = self._parameter_group()
-        subnet_group = aws.rds.SubnetGroup(
-            f"{name}-subnets",
-            name_prefix=f"{args.identifier}-",
-            description=f"Private subnets of {args.identifier}",
-            subnet_ids=args.subnet_ids,
-            opts=pulumi.ResourceOptions(parent=self),
+        subnet_group = rdsparts.subnet_group(self, name, args.identifier, args.subnet_ids)
+        monitoring_role_arn = rdsparts.monitoring_role_arn(
+            self, name, args.identifier, args.monitoring_interval_seconds
         )
-        monitoring_role_arn = self._monitoring_role_arn()
         instance = aws.rds.Instance(
             f"{name}-instance",
             identifier=args.identifier,
@@ -118,7 +99,9 @@ class PostgresDatabase(pulumi.ComponentResource):
             maintenance_window=args.maintenance_window,
             delete_automated_backups=not args.keep_final_snapshot,
             skip_final_snapshot=not args.keep_final_snapshot,
-            final_snapshot_identifier=self._final_snapshot_identifier(),
+            final_snapshot_identifier=rdsparts.final_snapshot_identifier(
+                self, name, args.identifier, args.keep_final_snapshot
+            ),
             deletion_protection=args.deletion_protection,
             allow_major_version_upgrade=args.allow_major_version_upgrade,
             apply_immediately=args.allow_major_version_upgrade,
@@ -136,7 +119,7 @@ class PostgresDatabase(pulumi.ComponentResource):
             monitoring_interval=args.monitoring_interval_seconds,
             monitoring_role_arn=monitoring_role_arn,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, depends_on=self._log_groups("primary", args.identifier)
+                parent=self, protect=args.protect, depends_on=self._log_groups(args.identifier)
             ),
         )
 
@@ -180,54 +163,12 @@ class PostgresDatabase(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _log_groups(self, suffix: str, identifier: str) -> list[aws.cloudwatch.LogGroup]:
-        return [
-            aws.cloudwatch.LogGroup(
-                f"{self._name}-{suffix}-{export}-log",
-                name=f"/aws/rds/instance/{identifier}/{export}",
-                retention_in_days=self._args.log_retention_days,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            for export in LOG_EXPORTS
-        ]
-
-    def _monitoring_role_arn(self) -> pulumi.Output[str] | None:
-        if self._args.monitoring_interval_seconds == 0:
-            return None
-        role = aws.iam.Role(
-            f"{self._name}-monitoring-role",
-            description=f"Enhanced Monitoring for {self._args.identifier}",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+    def _log_groups(self, identifier: str) -> list[aws.cloudwatch.LogGroup]:
+        return rdsparts.log_groups(
+            self,
+            self._name,
+            suffix="primary",
+            path=f"/aws/rds/instance/{identifier}",
+            exports=LOG_EXPORTS,
+            retention_days=self._args.log_retention_days,
         )
-        attachment = aws.iam.RolePolicyAttachment(
-            f"{self._name}-monitoring-policy",
-            role=role.name,
-            policy_arn=MONITORING_POLICY_ARN,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # The instance must not use the role before its policy is attached.
-        return pulumi.Output.all(role.arn, attachment.id).apply(lambda values: str(values[0]))
-
-    def _final_snapshot_identifier(self) -> pulumi.Output[str] | None:
-        if not self._args.keep_final_snapshot:
-            return None
-        # A fixed name fails the second destroy with DBSnapshotAlreadyExists.
-        suffix = random.RandomId(
-            f"{self._name}-final-snapshot-suffix",
-            byte_length=4,
-            keepers={"identifier": self._args.identifier},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return suffix.hex.apply(lambda hex_suffix: f"{self._args.identifier}-final-{hex_suffix}")
