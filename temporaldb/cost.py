@@ -8,12 +8,11 @@ class or region missing there is an error, never a guess.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from temporaldb.preview import ProgramRun, Registration
+from temporaldb.prices import PRICE_FILE, PricingError, load_prices, region_table
 
 INSTANCE = "aws:rds/instance:Instance"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -21,11 +20,8 @@ BUDGET = "aws:budgets/budget:Budget"
 SECRET = "aws:secretsmanager/secret:Secret"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
 CONNECT_ENDPOINT = "aws:ec2transitgateway/instanceConnectEndpoint:InstanceConnectEndpoint"
-PRICE_FILE = "temporaldb/data/prices.json"
 
-
-class PricingError(Exception):
-    """The price table has no figure for something the stack would create."""
+__all__ = ["PRICE_FILE", "CostEstimate", "CostLine", "PricingError", "estimate", "load_prices"]
 
 
 @dataclass(frozen=True)
@@ -59,21 +55,9 @@ class CostEstimate:
         return self.budget_usd is None or self.monthly_usd <= self.budget_usd
 
 
-def load_prices() -> dict[str, Any]:
-    text = resources.files("temporaldb").joinpath("data/prices.json").read_text(encoding="utf-8")
-    prices: dict[str, Any] = json.loads(text)
-    return prices
-
-
 class _Pricer:
     def __init__(self, prices: dict[str, Any], region: str) -> None:
-        if region not in prices["regions"]:
-            known = ", ".join(sorted(prices["regions"]))
-            raise PricingError(
-                f"no prices for region {region!r} in {PRICE_FILE} (dated {prices['retrieved']}; regions: {known}); "
-                "add the region's figures from the AWS price pages rather than guess"
-            )
-        self.table: dict[str, Any] = prices["regions"][region]
+        self.table: dict[str, Any] = region_table(prices, region)
         self.assumptions: dict[str, Any] = prices["assumptions"]
         self.hours: float = prices["hours_per_month"]
         self.region = region
