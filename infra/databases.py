@@ -26,6 +26,10 @@ MASTER_USERNAME = "temporaldb_admin"
 """Not `postgres` (FSBP RDS.25); the password lives in Secrets Manager only."""
 VOLUME_BUDGET_SHARE = 0.25
 """The cluster volume alarms at the size whose storage alone would take this share of the monthly budget."""
+CONNECT_TIMEOUT_SECONDS = 15
+RESUME_CONNECT_TIMEOUT_SECONDS = 60
+"""A paused Serverless v2 instance resumes on the first connection attempt: about 15 s, longer after a long
+pause; `pulumi up` waits for it rather than fail."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class Database:
     outputs: dict[str, pulumi.Input[object]] = field(default_factory=dict)
     """The stack outputs that describe it."""
     master_username: str = MASTER_USERNAME
+    connect_timeout_seconds: int = CONNECT_TIMEOUT_SECONDS
+    """How long the in-database part's connections wait for the server."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,7 @@ def _aurora(settings: StackSettings, prefix: str, placement: Placement, opts: pu
             "readerIdentifiers": cluster.reader_identifiers,
             "engineVersionActual": cluster.engine_version_actual,
         },
+        connect_timeout_seconds=RESUME_CONNECT_TIMEOUT_SECONDS if aurora.auto_pause else CONNECT_TIMEOUT_SECONDS,
     )
 
 

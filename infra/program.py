@@ -173,6 +173,7 @@ def _database_access(
             migrations=planned_migrations(),
             secret_name_prefix=prefix,
             iam_users=access.iam_auth_users,
+            connect_timeout_seconds=database.connect_timeout_seconds,
             protect=settings.production,
         ),
         under_provider,

@@ -50,6 +50,8 @@ CA_KINDS: Final = {
 }
 IAM_TOKEN_MINUTES: Final = 15
 CONNECT_TIMEOUT_SECONDS: Final = 15
+CLUSTER_CONNECT_TIMEOUT_SECONDS: Final = 60
+"""An Aurora Serverless v2 instance that paused resumes on the first connection attempt, in about 15 s."""
 PROJECT: Final = "temporaldb"
 
 Say = Callable[[str], None]
@@ -179,7 +181,8 @@ class Login:
         params.update(port=str(self.port), dbname=self.database, user=self.user, sslmode=self.tls.sslmode)
         if self.tls.root_cert is not None:
             params["sslrootcert"] = str(self.tls.root_cert)
-        params["connect_timeout"] = str(CONNECT_TIMEOUT_SECONDS)
+        timeout = CLUSTER_CONNECT_TIMEOUT_SECONDS if self.instance.endpoint else CONNECT_TIMEOUT_SECONDS
+        params["connect_timeout"] = str(timeout)
         return params
 
     def dsn(self) -> str:

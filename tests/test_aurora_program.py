@@ -287,9 +287,16 @@ def test_the_access_layer_connects_to_the_writer(project_root: Path) -> None:
     for version in run.of_type("aws:secretsmanager/secretVersion:SecretVersion"):
         assert is_rpc_secret(version.inputs["secretString"])
         assert json.loads(unwrap_rpc_secret(version.inputs["secretString"]))["host"] == writer_host
+    # A paused writer resumes on the first connection, in about 15 s: pulumi up waits a minute for it.
+    assert {p.inputs["connectTimeout"] for p in run.of_type("pulumi:providers:postgresql")} == {"60"}
+    assert run.one("pulumi-python:dynamic/temporaldb:MigratedSchema").inputs["connect_timeout"] == 60
     # pulumi destroy deletes the in-database part before the cluster and its writer.
     server = next(p for p in run.of_type("pulumi:providers:postgresql") if p.inputs["database"] == "postgres")
     assert run.one(CLUSTER_TYPE).urn in server.dependencies
+
+
+def test_a_cluster_that_never_pauses_keeps_the_usual_timeout(aurora_prod: ProgramRun) -> None:
+    assert {p.inputs["connectTimeout"] for p in aurora_prod.of_type("pulumi:providers:postgresql")} == {"15"}
 
 
 def test_exports_name_the_cluster_and_its_reader_endpoint(aurora_run: ProgramRun) -> None:

@@ -149,6 +149,7 @@ def test_dsn_of_the_analyst_names_the_reader_endpoint(
     assert main(["dsn", *common]) == EXIT_OK
     reader = conninfo_to_dict(capsys.readouterr().out.strip())
     assert (reader["host"], reader["user"]) == (endpoints["aur"]["reader"], "analyst")
+    assert reader["connect_timeout"] == "60", "long enough for a paused instance to resume"
     assert main(["dsn", *common, "--role", "etl"]) == EXIT_OK
     assert conninfo_to_dict(capsys.readouterr().out.strip())["host"] == endpoints["aur"]["writer"]
 
