@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from components import rdsparts
 from components.parameters import CLUSTER, INSTANCE, in_scope
-from components.rdsparts import CA_CERTIFICATE, EXTENDED_SUPPORT_DISABLED
+from components.rdsparts import CA_CERTIFICATE, EXTENDED_SUPPORT_DISABLED, CommonDatabaseArgs
 from infra.catalog import aurora_parameter_group_family
 
 ENGINE = aws.rds.EngineType.AURORA_POSTGRESQL
@@ -54,7 +54,6 @@ class AuroraClusterArgs:
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     availability_zones: pulumi.Input[Sequence[str]]
     """The subnets' zones, the writer's first; readers take the next ones in turn."""
-    engine_major_version: str = "17"
     min_acu: float = 0.5
     max_acu: float = 4.0
     seconds_until_auto_pause: int = 300
@@ -62,21 +61,8 @@ class AuroraClusterArgs:
     readers: int = 0
     io_optimized: bool = False
     """Aurora I/O-Optimized (no I/O charges, dearer capacity and storage) instead of Aurora Standard."""
-    backup_retention_days: pulumi.Input[int] = 7
-    backup_window: pulumi.Input[str] = "03:00-03:30"
-    maintenance_window: pulumi.Input[str] = "sun:04:00-sun:04:30"
-    deletion_protection: pulumi.Input[bool] = True
-    keep_final_snapshot: bool = True
-    """Take a uniquely named final snapshot and keep automated backups on delete."""
-    protect: bool = True
-    publicly_accessible: pulumi.Input[bool] = False
-    performance_insights: pulumi.Input[bool] = True
-    monitoring_interval_seconds: int = 60
-    log_retention_days: pulumi.Input[int] = 30
-    allow_major_version_upgrade: bool = False
-    """Only for the update that raises the major version; it then applies immediately."""
-    master_username: pulumi.Input[str] = "temporaldb_admin"
-    """Not `postgres` (FSBP RDS.25); the password lives in Secrets Manager only."""
+    common: CommonDatabaseArgs = field(default_factory=CommonDatabaseArgs)
+    """Version, backups, windows, protection, monitoring: what an RDS instance is given too."""
 
 
 class AuroraCluster(pulumi.ComponentResource):
@@ -100,19 +86,19 @@ class AuroraCluster(pulumi.ComponentResource):
         super().__init__("temporaldb:database:AuroraCluster", name, None, opts)
         self._name = name
         self._args = args
-        family = aurora_parameter_group_family(args.engine_major_version)
+        family = aurora_parameter_group_family(args.common.engine_major_version)
         cluster_parameters = self._cluster_parameter_group(family)
         self._instance_parameters = self._instance_parameter_group(family)
         subnet_group = rdsparts.subnet_group(self, name, args.identifier, args.subnet_ids)
         self._monitoring_role_arn = rdsparts.monitoring_role_arn(
-            self, name, args.identifier, args.monitoring_interval_seconds
+            self, name, args.identifier, args.common.monitoring_interval_seconds
         )
         cluster = aws.rds.Cluster(
             f"{name}-cluster",
             cluster_identifier=args.identifier,
             engine=ENGINE,
             engine_mode="provisioned",  # Serverless v2 instances live in a provisioned cluster
-            engine_version=args.engine_major_version,
+            engine_version=args.common.engine_major_version,
             engine_lifecycle_support=EXTENDED_SUPPORT_DISABLED,
             serverlessv2_scaling_configuration=aws.rds.ClusterServerlessv2ScalingConfigurationArgs(
                 min_capacity=args.min_acu,
@@ -127,34 +113,34 @@ class AuroraCluster(pulumi.ComponentResource):
             db_cluster_parameter_group_name=cluster_parameters.name,
             # Only valid with allow_major_version_upgrade: the instances move to the new family's group.
             db_instance_parameter_group_name=(
-                self._instance_parameters.name if args.allow_major_version_upgrade else None
+                self._instance_parameters.name if args.common.allow_major_version_upgrade else None
             ),
-            master_username=args.master_username,
+            master_username=args.common.master_username,
             manage_master_user_password=True,
             iam_database_authentication_enabled=True,
-            backup_retention_period=args.backup_retention_days,
-            preferred_backup_window=args.backup_window,
-            preferred_maintenance_window=args.maintenance_window,
+            backup_retention_period=args.common.backup_retention_days,
+            preferred_backup_window=args.common.backup_window,
+            preferred_maintenance_window=args.common.maintenance_window,
             copy_tags_to_snapshot=True,
-            delete_automated_backups=not args.keep_final_snapshot,
-            skip_final_snapshot=not args.keep_final_snapshot,
+            delete_automated_backups=not args.common.keep_final_snapshot,
+            skip_final_snapshot=not args.common.keep_final_snapshot,
             final_snapshot_identifier=rdsparts.final_snapshot_identifier(
-                self, name, args.identifier, args.keep_final_snapshot
+                self, name, args.identifier, args.common.keep_final_snapshot
             ),
-            deletion_protection=args.deletion_protection,
-            allow_major_version_upgrade=args.allow_major_version_upgrade,
-            apply_immediately=args.allow_major_version_upgrade,
+            deletion_protection=args.common.deletion_protection,
+            allow_major_version_upgrade=args.common.allow_major_version_upgrade,
+            apply_immediately=args.common.allow_major_version_upgrade,
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=args.protect,
+                protect=args.common.protect,
                 depends_on=rdsparts.log_groups(
                     self,
                     name,
                     suffix="cluster",
                     path=f"/aws/rds/cluster/{args.identifier}",
                     exports=LOG_EXPORTS,
-                    retention_days=args.log_retention_days,
+                    retention_days=args.common.log_retention_days,
                 ),
             ),
         )
@@ -252,19 +238,19 @@ class AuroraCluster(pulumi.ComponentResource):
             db_parameter_group_name=self._instance_parameters.name,
             availability_zone=zone,
             promotion_tier=promotion_tier,
-            publicly_accessible=args.publicly_accessible,
+            publicly_accessible=args.common.publicly_accessible,
             ca_cert_identifier=CA_CERTIFICATE,
             auto_minor_version_upgrade=True,
             copy_tags_to_snapshot=True,
-            apply_immediately=args.allow_major_version_upgrade,
-            performance_insights_enabled=args.performance_insights,
+            apply_immediately=args.common.allow_major_version_upgrade,
+            performance_insights_enabled=args.common.performance_insights,
             # The free tier; RDS refuses a retention when Performance Insights is off.
-            performance_insights_retention_period=7 if args.performance_insights else None,
-            monitoring_interval=args.monitoring_interval_seconds,
+            performance_insights_retention_period=7 if args.common.performance_insights else None,
+            monitoring_interval=args.common.monitoring_interval_seconds,
             monitoring_role_arn=self._monitoring_role_arn,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=args.protect,
+                protect=args.common.protect,
                 depends_on=list(after),
                 # Placement is decided once: a zone list looked up again must not move (replace) an instance.
                 ignore_changes=["availabilityZone"],

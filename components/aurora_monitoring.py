@@ -28,14 +28,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.monitoring import (
-    INSTANCE_EVENTS,
-    PARAMETER_GROUP_EVENTS,
-    AlarmSpec,
-    alert_topic,
-    event_subscription,
-    metric_alarm,
-)
+from components.monitoring import AlarmSpec, alert_topic, event_subscription, instance_events, metric_alarm
 
 GIB = 1024**3
 CLUSTER_EVENTS = ("configuration change", "failover", "failure", "maintenance", "notification")
@@ -170,21 +163,12 @@ class AuroraAlarms(pulumi.ComponentResource):
             source_ids=[args.cluster_identifier],
             categories=CLUSTER_EVENTS,
         )
-        event_subscription(
+        instance_events(
             self,
-            f"{name}-instance-events",
+            name,
             topic_arn=topic_arn,
-            source_type="db-instance",
-            source_ids=list(instances.values()),
-            categories=INSTANCE_EVENTS,
-        )
-        event_subscription(
-            self,
-            f"{name}-parameter-events",
-            topic_arn=topic_arn,
-            source_type="db-parameter-group",
-            source_ids=[args.parameter_group_name],
-            categories=PARAMETER_GROUP_EVENTS,
+            instance_identifiers=list(instances.values()),
+            parameter_group_name=args.parameter_group_name,
         )
         self.topic_arn = topic_arn
         self.alarm_names = pulumi.Output.all(*[alarm.name for alarm in alarms])

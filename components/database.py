@@ -12,14 +12,14 @@ Defaults are the secure ones; a stack only tunes them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from components import rdsparts
 from components.parameters import STACK_PARAMETERS
-from components.rdsparts import CA_CERTIFICATE, EXTENDED_SUPPORT_DISABLED
+from components.rdsparts import CA_CERTIFICATE, EXTENDED_SUPPORT_DISABLED, CommonDatabaseArgs
 from infra.catalog import parameter_group_family
 
 LOG_EXPORTS = ("postgresql", "upgrade")
@@ -37,25 +37,11 @@ class PostgresDatabaseArgs:
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     instance_class: pulumi.Input[str] = "db.t3.micro"
-    engine_major_version: str = "17"
     multi_az: pulumi.Input[bool] = True
     allocated_storage_gb: pulumi.Input[int] = 20
     max_allocated_storage_gb: pulumi.Input[int] = 100
-    backup_retention_days: pulumi.Input[int] = 7
-    backup_window: pulumi.Input[str] = "03:00-03:30"
-    maintenance_window: pulumi.Input[str] = "sun:04:00-sun:04:30"
-    deletion_protection: pulumi.Input[bool] = True
-    keep_final_snapshot: bool = True
-    """Take a uniquely named final snapshot and keep automated backups on delete."""
-    protect: bool = True
-    publicly_accessible: pulumi.Input[bool] = False
-    performance_insights: pulumi.Input[bool] = True
-    monitoring_interval_seconds: int = 60
-    log_retention_days: pulumi.Input[int] = 30
-    allow_major_version_upgrade: bool = False
-    """Only for the update that raises the major version; it then applies immediately."""
-    master_username: pulumi.Input[str] = "temporaldb_admin"
-    """Not `postgres` (FSBP RDS.25); the password lives in Secrets Manager only."""
+    common: CommonDatabaseArgs = field(default_factory=CommonDatabaseArgs)
+    """Version, backups, windows, protection, monitoring: what an Aurora cluster is given too."""
 
 
 class PostgresDatabase(pulumi.ComponentResource):
@@ -77,13 +63,13 @@ class PostgresDatabase(pulumi.ComponentResource):
         parameter_group = self._parameter_group()
         subnet_group = rdsparts.subnet_group(self, name, args.identifier, args.subnet_ids)
         monitoring_role_arn = rdsparts.monitoring_role_arn(
-            self, name, args.identifier, args.monitoring_interval_seconds
+            self, name, args.identifier, args.common.monitoring_interval_seconds
         )
         instance = aws.rds.Instance(
             f"{name}-instance",
             identifier=args.identifier,
             engine="postgres",
-            engine_version=args.engine_major_version,
+            engine_version=args.common.engine_major_version,
             instance_class=args.instance_class,
             multi_az=args.multi_az,
             storage_type="gp3",
@@ -92,20 +78,20 @@ class PostgresDatabase(pulumi.ComponentResource):
             storage_encrypted=True,
             db_subnet_group_name=subnet_group.name,
             parameter_group_name=parameter_group.name,
-            username=args.master_username,
+            username=args.common.master_username,
             manage_master_user_password=True,
-            backup_retention_period=args.backup_retention_days,
-            backup_window=args.backup_window,
-            maintenance_window=args.maintenance_window,
-            delete_automated_backups=not args.keep_final_snapshot,
-            skip_final_snapshot=not args.keep_final_snapshot,
+            backup_retention_period=args.common.backup_retention_days,
+            backup_window=args.common.backup_window,
+            maintenance_window=args.common.maintenance_window,
+            delete_automated_backups=not args.common.keep_final_snapshot,
+            skip_final_snapshot=not args.common.keep_final_snapshot,
             final_snapshot_identifier=rdsparts.final_snapshot_identifier(
-                self, name, args.identifier, args.keep_final_snapshot
+                self, name, args.identifier, args.common.keep_final_snapshot
             ),
-            deletion_protection=args.deletion_protection,
-            allow_major_version_upgrade=args.allow_major_version_upgrade,
-            apply_immediately=args.allow_major_version_upgrade,
-            publicly_accessible=args.publicly_accessible,
+            deletion_protection=args.common.deletion_protection,
+            allow_major_version_upgrade=args.common.allow_major_version_upgrade,
+            apply_immediately=args.common.allow_major_version_upgrade,
+            publicly_accessible=args.common.publicly_accessible,
             vpc_security_group_ids=args.security_group_ids,
             iam_database_authentication_enabled=True,
             copy_tags_to_snapshot=True,
@@ -113,13 +99,13 @@ class PostgresDatabase(pulumi.ComponentResource):
             engine_lifecycle_support=EXTENDED_SUPPORT_DISABLED,
             ca_cert_identifier=CA_CERTIFICATE,
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
-            performance_insights_enabled=args.performance_insights,
+            performance_insights_enabled=args.common.performance_insights,
             # The free tier; RDS refuses a retention when Performance Insights is off.
-            performance_insights_retention_period=7 if args.performance_insights else None,
-            monitoring_interval=args.monitoring_interval_seconds,
+            performance_insights_retention_period=7 if args.common.performance_insights else None,
+            monitoring_interval=args.common.monitoring_interval_seconds,
             monitoring_role_arn=monitoring_role_arn,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, depends_on=self._log_groups(args.identifier)
+                parent=self, protect=args.common.protect, depends_on=self._log_groups(args.identifier)
             ),
         )
 
@@ -149,7 +135,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         )
 
     def _parameter_group(self) -> aws.rds.ParameterGroup:
-        family = parameter_group_family(self._args.engine_major_version)
+        family = parameter_group_family(self._args.common.engine_major_version)
         return aws.rds.ParameterGroup(
             f"{self._name}-params",
             # A prefix, not a name: a family change replaces the group create-before-delete.
@@ -170,5 +156,5 @@ class PostgresDatabase(pulumi.ComponentResource):
             suffix="primary",
             path=f"/aws/rds/instance/{identifier}",
             exports=LOG_EXPORTS,
-            retention_days=self._args.log_retention_days,
+            retention_days=self._args.common.log_retention_days,
         )

@@ -175,21 +175,12 @@ class DatabaseAlarms(pulumi.ComponentResource):
             )
             for spec in alarm_specs(args)
         ]
-        event_subscription(
+        instance_events(
             self,
-            f"{name}-instance-events",
+            name,
             topic_arn=topic_arn,
-            source_type="db-instance",
-            source_ids=[args.instance_identifier],
-            categories=INSTANCE_EVENTS,
-        )
-        event_subscription(
-            self,
-            f"{name}-parameter-events",
-            topic_arn=topic_arn,
-            source_type="db-parameter-group",
-            source_ids=[args.parameter_group_name],
-            categories=PARAMETER_GROUP_EVENTS,
+            instance_identifiers=[args.instance_identifier],
+            parameter_group_name=args.parameter_group_name,
         )
         self.topic_arn = topic_arn
         self.alarm_names = pulumi.Output.all(*[alarm.name for alarm in alarms])
@@ -236,6 +227,33 @@ def metric_alarm(
         alarm_actions=[topic_arn],
         ok_actions=[topic_arn],
         opts=pulumi.ResourceOptions(parent=owner),
+    )
+
+
+def instance_events(
+    owner: pulumi.Resource,
+    name: str,
+    *,
+    topic_arn: pulumi.Input[str],
+    instance_identifiers: Sequence[pulumi.Input[str]],
+    parameter_group_name: pulumi.Input[str],
+) -> None:
+    """The RDS events of the database instances and of their DB parameter group (FSBP RDS.20, RDS.21)."""
+    event_subscription(
+        owner,
+        f"{name}-instance-events",
+        topic_arn=topic_arn,
+        source_type="db-instance",
+        source_ids=instance_identifiers,
+        categories=INSTANCE_EVENTS,
+    )
+    event_subscription(
+        owner,
+        f"{name}-parameter-events",
+        topic_arn=topic_arn,
+        source_type="db-parameter-group",
+        source_ids=[parameter_group_name],
+        categories=PARAMETER_GROUP_EVENTS,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -19,6 +20,28 @@ MONITORING_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedM
 # Neither kind may use paid Extended Support; an unsupported major version fails loudly instead.
 EXTENDED_SUPPORT_DISABLED = "open-source-rds-extended-support-disabled"
 CA_CERTIFICATE = "rds-ca-rsa2048-g1"
+
+
+@dataclass(frozen=True)
+class CommonDatabaseArgs:
+    """What an RDS instance and an Aurora cluster are both given; the defaults are the secure ones."""
+
+    engine_major_version: str = "17"
+    backup_retention_days: pulumi.Input[int] = 7
+    backup_window: pulumi.Input[str] = "03:00-03:30"
+    maintenance_window: pulumi.Input[str] = "sun:04:00-sun:04:30"
+    deletion_protection: pulumi.Input[bool] = True
+    keep_final_snapshot: bool = True
+    """Take a uniquely named final snapshot and keep automated backups on delete."""
+    protect: bool = True
+    publicly_accessible: pulumi.Input[bool] = False
+    performance_insights: pulumi.Input[bool] = True
+    monitoring_interval_seconds: int = 60
+    log_retention_days: pulumi.Input[int] = 30
+    allow_major_version_upgrade: bool = False
+    """Only for the update that raises the major version; it then applies immediately."""
+    master_username: pulumi.Input[str] = "temporaldb_admin"
+    """Not `postgres` (FSBP RDS.25); the password lives in Secrets Manager only."""
 
 
 def subnet_group(

@@ -18,6 +18,7 @@ from components.aurora_monitoring import GIB, AuroraAlarms, AuroraAlarmsArgs
 from components.database import PostgresDatabase, PostgresDatabaseArgs
 from components.firewall import DatabaseFirewall
 from components.monitoring import DatabaseAlarms, DatabaseAlarmsArgs
+from components.rdsparts import CommonDatabaseArgs
 from infra.catalog import INSTANCE_CLASSES, serverless_max_connections
 from infra.settings import StackSettings
 from temporaldb import prices
@@ -65,6 +66,27 @@ def build_database(
     return _instance(settings, prefix, placement, opts)
 
 
+def _common(settings: StackSettings) -> CommonDatabaseArgs:
+    """What either engine is given: version, backups, windows, protection and monitoring; prod keeps a final
+    snapshot and is protected."""
+    db = settings.database
+    return CommonDatabaseArgs(
+        engine_major_version=db.engine_major_version,
+        backup_retention_days=db.backup_retention_days,
+        backup_window=db.backup_window,
+        maintenance_window=db.maintenance_window,
+        deletion_protection=db.deletion_protection,
+        keep_final_snapshot=settings.production,
+        protect=settings.production,
+        publicly_accessible=settings.access.publicly_accessible,
+        performance_insights=db.performance_insights,
+        monitoring_interval_seconds=db.monitoring_interval_seconds,
+        log_retention_days=db.log_retention_days,
+        allow_major_version_upgrade=db.allow_major_version_upgrade,
+        master_username=MASTER_USERNAME,
+    )
+
+
 def _instance(settings: StackSettings, prefix: str, placement: Placement, opts: pulumi.ResourceOptions) -> Database:
     db = settings.database
     database = PostgresDatabase(
@@ -74,22 +96,10 @@ def _instance(settings: StackSettings, prefix: str, placement: Placement, opts: 
             subnet_ids=placement.subnet_ids,
             security_group_ids=[placement.firewall.security_group_id],
             instance_class=db.instance_class,
-            engine_major_version=db.engine_major_version,
             multi_az=db.multi_az,
             allocated_storage_gb=db.allocated_storage_gb,
             max_allocated_storage_gb=db.max_allocated_storage_gb,
-            backup_retention_days=db.backup_retention_days,
-            backup_window=db.backup_window,
-            maintenance_window=db.maintenance_window,
-            deletion_protection=db.deletion_protection,
-            keep_final_snapshot=settings.production,
-            protect=settings.production,
-            publicly_accessible=settings.access.publicly_accessible,
-            performance_insights=db.performance_insights,
-            monitoring_interval_seconds=db.monitoring_interval_seconds,
-            log_retention_days=db.log_retention_days,
-            allow_major_version_upgrade=db.allow_major_version_upgrade,
-            master_username=MASTER_USERNAME,
+            common=_common(settings),
         ),
         opts,
     )
@@ -125,7 +135,7 @@ def _instance(settings: StackSettings, prefix: str, placement: Placement, opts: 
 
 
 def _aurora(settings: StackSettings, prefix: str, placement: Placement, opts: pulumi.ResourceOptions) -> Database:
-    db, aurora = settings.database, settings.aurora
+    aurora = settings.aurora
     cluster = AuroraCluster(
         f"{prefix}-aurora",
         AuroraClusterArgs(
@@ -133,24 +143,12 @@ def _aurora(settings: StackSettings, prefix: str, placement: Placement, opts: pu
             subnet_ids=placement.subnet_ids,
             security_group_ids=[placement.firewall.security_group_id],
             availability_zones=placement.availability_zones,
-            engine_major_version=db.engine_major_version,
             min_acu=aurora.min_acu,
             max_acu=aurora.max_acu,
             seconds_until_auto_pause=aurora.pause_after_seconds,
             readers=aurora.readers,
             io_optimized=aurora.io_optimized,
-            backup_retention_days=db.backup_retention_days,
-            backup_window=db.backup_window,
-            maintenance_window=db.maintenance_window,
-            deletion_protection=db.deletion_protection,
-            keep_final_snapshot=settings.production,
-            protect=settings.production,
-            publicly_accessible=settings.access.publicly_accessible,
-            performance_insights=db.performance_insights,
-            monitoring_interval_seconds=db.monitoring_interval_seconds,
-            log_retention_days=db.log_retention_days,
-            allow_major_version_upgrade=db.allow_major_version_upgrade,
-            master_username=MASTER_USERNAME,
+            common=_common(settings),
         ),
         opts,
     )
