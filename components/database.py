@@ -11,37 +11,22 @@ Defaults are the secure ones; a stack only tunes them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
+from components import rdsparts
+from components.parameters import STACK_PARAMETERS
+from components.rdsparts import CA_CERTIFICATE, EXTENDED_SUPPORT_DISABLED, CommonDatabaseArgs
 from infra.catalog import parameter_group_family
 
 LOG_EXPORTS = ("postgresql", "upgrade")
-EXTENDED_SUPPORT_DISABLED = "open-source-rds-extended-support-disabled"
-CA_CERTIFICATE = "rds-ca-rsa2048-g1"
-MONITORING_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 
-# (name, value, apply method). Static parameters must say pending-reboot, or
-# every update shows a diff (pulumi/pulumi-aws#2442).
-PARAMETERS: tuple[tuple[str, str, str], ...] = (
-    ("rds.force_ssl", "1", "immediate"),  # FSBP RDS.38: TLS only
-    ("ssl_min_protocol_version", "TLSv1.2", "immediate"),
-    ("log_min_duration_statement", "500", "immediate"),  # ms; CKV2_AWS_30
-    ("log_statement", "ddl", "immediate"),  # CKV2_AWS_30, without logging data
-    ("shared_preload_libraries", "pg_stat_statements", "pending-reboot"),
-    ("track_io_timing", "1", "immediate"),
-    # As-of lookups run in well under a millisecond; JIT compilation would cost
-    # more than the query whenever the planner's estimate crosses jit_above_cost.
-    ("jit", "0", "immediate"),
-    ("random_page_cost", "1.1", "immediate"),  # gp3 is SSD: index lookups are cheap
-    # An idle open transaction holds back vacuum of the cumulative tables.
-    ("idle_in_transaction_session_timeout", "300000", "immediate"),
-    ("log_autovacuum_min_duration", "10000", "immediate"),
+# (name, value, apply method): the instance keeps every stack parameter in its one group.
+PARAMETERS: tuple[tuple[str, str, str], ...] = tuple(
+    (parameter.name, parameter.value, parameter.apply_method) for parameter in STACK_PARAMETERS
 )
 
 
@@ -52,25 +37,11 @@ class PostgresDatabaseArgs:
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     instance_class: pulumi.Input[str] = "db.t3.micro"
-    engine_major_version: str = "17"
     multi_az: pulumi.Input[bool] = True
     allocated_storage_gb: pulumi.Input[int] = 20
     max_allocated_storage_gb: pulumi.Input[int] = 100
-    backup_retention_days: pulumi.Input[int] = 7
-    backup_window: pulumi.Input[str] = "03:00-03:30"
-    maintenance_window: pulumi.Input[str] = "sun:04:00-sun:04:30"
-    deletion_protection: pulumi.Input[bool] = True
-    keep_final_snapshot: bool = True
-    """Take a uniquely named final snapshot and keep automated backups on delete."""
-    protect: bool = True
-    publicly_accessible: pulumi.Input[bool] = False
-    performance_insights: pulumi.Input[bool] = True
-    monitoring_interval_seconds: int = 60
-    log_retention_days: pulumi.Input[int] = 30
-    allow_major_version_upgrade: bool = False
-    """Only for the update that raises the major version; it then applies immediately."""
-    master_username: pulumi.Input[str] = "temporaldb_admin"
-    """Not `postgres` (FSBP RDS.25); the password lives in Secrets Manager only."""
+    common: CommonDatabaseArgs = field(default_factory=CommonDatabaseArgs)
+    """Version, backups, windows, protection, monitoring: what an Aurora cluster is given too."""
 
 
 class PostgresDatabase(pulumi.ComponentResource):
@@ -90,19 +61,15 @@ class PostgresDatabase(pulumi.ComponentResource):
         self._name = name
         self._args = args
         parameter_group = self._parameter_group()
-        subnet_group = aws.rds.SubnetGroup(
-            f"{name}-subnets",
-            name_prefix=f"{args.identifier}-",
-            description=f"Private subnets of {args.identifier}",
-            subnet_ids=args.subnet_ids,
-            opts=pulumi.ResourceOptions(parent=self),
+        subnet_group = rdsparts.subnet_group(self, name, args.identifier, args.subnet_ids)
+        monitoring_role_arn = rdsparts.monitoring_role_arn(
+            self, name, args.identifier, args.common.monitoring_interval_seconds
         )
-        monitoring_role_arn = self._monitoring_role_arn()
         instance = aws.rds.Instance(
             f"{name}-instance",
             identifier=args.identifier,
             engine="postgres",
-            engine_version=args.engine_major_version,
+            engine_version=args.common.engine_major_version,
             instance_class=args.instance_class,
             multi_az=args.multi_az,
             storage_type="gp3",
@@ -111,18 +78,20 @@ class PostgresDatabase(pulumi.ComponentResource):
             storage_encrypted=True,
             db_subnet_group_name=subnet_group.name,
             parameter_group_name=parameter_group.name,
-            username=args.master_username,
+            username=args.common.master_username,
             manage_master_user_password=True,
-            backup_retention_period=args.backup_retention_days,
-            backup_window=args.backup_window,
-            maintenance_window=args.maintenance_window,
-            delete_automated_backups=not args.keep_final_snapshot,
-            skip_final_snapshot=not args.keep_final_snapshot,
-            final_snapshot_identifier=self._final_snapshot_identifier(),
-            deletion_protection=args.deletion_protection,
-            allow_major_version_upgrade=args.allow_major_version_upgrade,
-            apply_immediately=args.allow_major_version_upgrade,
-            publicly_accessible=args.publicly_accessible,
+            backup_retention_period=args.common.backup_retention_days,
+            backup_window=args.common.backup_window,
+            maintenance_window=args.common.maintenance_window,
+            delete_automated_backups=not args.common.keep_final_snapshot,
+            skip_final_snapshot=not args.common.keep_final_snapshot,
+            final_snapshot_identifier=rdsparts.final_snapshot_identifier(
+                self, name, args.identifier, args.common.keep_final_snapshot
+            ),
+            deletion_protection=args.common.deletion_protection,
+            allow_major_version_upgrade=args.common.allow_major_version_upgrade,
+            apply_immediately=args.common.allow_major_version_upgrade,
+            publicly_accessible=args.common.publicly_accessible,
             vpc_security_group_ids=args.security_group_ids,
             iam_database_authentication_enabled=True,
             copy_tags_to_snapshot=True,
@@ -130,13 +99,13 @@ class PostgresDatabase(pulumi.ComponentResource):
             engine_lifecycle_support=EXTENDED_SUPPORT_DISABLED,
             ca_cert_identifier=CA_CERTIFICATE,
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
-            performance_insights_enabled=args.performance_insights,
+            performance_insights_enabled=args.common.performance_insights,
             # The free tier; RDS refuses a retention when Performance Insights is off.
-            performance_insights_retention_period=7 if args.performance_insights else None,
-            monitoring_interval=args.monitoring_interval_seconds,
+            performance_insights_retention_period=7 if args.common.performance_insights else None,
+            monitoring_interval=args.common.monitoring_interval_seconds,
             monitoring_role_arn=monitoring_role_arn,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, depends_on=self._log_groups("primary", args.identifier)
+                parent=self, protect=args.common.protect, depends_on=self._log_groups(args.identifier)
             ),
         )
 
@@ -166,7 +135,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         )
 
     def _parameter_group(self) -> aws.rds.ParameterGroup:
-        family = parameter_group_family(self._args.engine_major_version)
+        family = parameter_group_family(self._args.common.engine_major_version)
         return aws.rds.ParameterGroup(
             f"{self._name}-params",
             # A prefix, not a name: a family change replaces the group create-before-delete.
@@ -180,54 +149,12 @@ class PostgresDatabase(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _log_groups(self, suffix: str, identifier: str) -> list[aws.cloudwatch.LogGroup]:
-        return [
-            aws.cloudwatch.LogGroup(
-                f"{self._name}-{suffix}-{export}-log",
-                name=f"/aws/rds/instance/{identifier}/{export}",
-                retention_in_days=self._args.log_retention_days,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            for export in LOG_EXPORTS
-        ]
-
-    def _monitoring_role_arn(self) -> pulumi.Output[str] | None:
-        if self._args.monitoring_interval_seconds == 0:
-            return None
-        role = aws.iam.Role(
-            f"{self._name}-monitoring-role",
-            description=f"Enhanced Monitoring for {self._args.identifier}",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+    def _log_groups(self, identifier: str) -> list[aws.cloudwatch.LogGroup]:
+        return rdsparts.log_groups(
+            self,
+            self._name,
+            suffix="primary",
+            path=f"/aws/rds/instance/{identifier}",
+            exports=LOG_EXPORTS,
+            retention_days=self._args.common.log_retention_days,
         )
-        attachment = aws.iam.RolePolicyAttachment(
-            f"{self._name}-monitoring-policy",
-            role=role.name,
-            policy_arn=MONITORING_POLICY_ARN,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # The instance must not use the role before its policy is attached.
-        return pulumi.Output.all(role.arn, attachment.id).apply(lambda values: str(values[0]))
-
-    def _final_snapshot_identifier(self) -> pulumi.Output[str] | None:
-        if not self._args.keep_final_snapshot:
-            return None
-        # A fixed name fails the second destroy with DBSnapshotAlreadyExists.
-        suffix = random.RandomId(
-            f"{self._name}-final-snapshot-suffix",
-            byte_length=4,
-            keepers={"identifier": self._args.identifier},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return suffix.hex.apply(lambda hex_suffix: f"{self._args.identifier}-final-{hex_suffix}")

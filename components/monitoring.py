@@ -24,6 +24,7 @@ a topic encrypted with the AWS-managed SNS key, and nothing secret is sent.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -50,6 +51,7 @@ class AlarmSpec:
     comparison: str
     threshold: pulumi.Input[float]
     description: pulumi.Input[str]
+    statistic: str = "Average"
 
 
 @dataclass(frozen=True)
@@ -160,56 +162,118 @@ class DatabaseAlarms(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseAlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("temporaldb:monitoring:DatabaseAlarms", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        topic = aws.sns.Topic(f"{name}-topic", opts=child)
-        policy = aws.sns.TopicPolicy(
-            f"{name}-topic-policy", arn=topic.arn, policy=topic.arn.apply(_topic_policy), opts=child
-        )
-        # Publishers must not be created before the policy that lets them publish: an RDS event subscription
-        # or a budget notification made first would have its first messages refused.
-        publishable_topic_arn = pulumi.Output.all(topic.arn, policy.id).apply(lambda values: str(values[0]))
-        if args.alarm_email is not None:
-            aws.sns.TopicSubscription(
-                f"{name}-email", topic=topic.arn, protocol="email", endpoint=args.alarm_email, opts=child
-            )
+        topic_arn = alert_topic(self, name, args.alarm_email)
         alarms = [
-            aws.cloudwatch.MetricAlarm(
+            metric_alarm(
+                self,
                 f"{name}-{spec.suffix}",
-                alarm_description=spec.description,
-                namespace="AWS/RDS",
-                metric_name=spec.metric,
+                spec,
                 dimensions={"DBInstanceIdentifier": args.instance_identifier},
-                statistic="Average",
-                period=args.period_seconds,
+                topic_arn=topic_arn,
+                period_seconds=args.period_seconds,
                 evaluation_periods=args.evaluation_periods,
-                comparison_operator=spec.comparison,
-                threshold=spec.threshold,
-                treat_missing_data="missing",
-                alarm_actions=[publishable_topic_arn],
-                ok_actions=[publishable_topic_arn],
-                opts=child,
             )
             for spec in alarm_specs(args)
         ]
-        aws.rds.EventSubscription(
-            f"{name}-instance-events",
-            sns_topic=publishable_topic_arn,
-            source_type="db-instance",
-            source_ids=[args.instance_identifier],
-            event_categories=list(INSTANCE_EVENTS),
-            opts=child,
+        instance_events(
+            self,
+            name,
+            topic_arn=topic_arn,
+            instance_identifiers=[args.instance_identifier],
+            parameter_group_name=args.parameter_group_name,
         )
-        aws.rds.EventSubscription(
-            f"{name}-parameter-events",
-            sns_topic=publishable_topic_arn,
-            source_type="db-parameter-group",
-            source_ids=[args.parameter_group_name],
-            event_categories=list(PARAMETER_GROUP_EVENTS),
-            opts=child,
-        )
-        self.topic_arn = publishable_topic_arn
+        self.topic_arn = topic_arn
         self.alarm_names = pulumi.Output.all(*[alarm.name for alarm in alarms])
         self.register_outputs({"topic_arn": self.topic_arn, "alarm_names": self.alarm_names})
+
+
+def alert_topic(owner: pulumi.Resource, name: str, alarm_email: pulumi.Input[str] | None) -> pulumi.Output[str]:
+    """The SNS topic, its policy and the e-mail subscription; its ARN once the policy lets publishers in."""
+    child = pulumi.ResourceOptions(parent=owner)
+    topic = aws.sns.Topic(f"{name}-topic", opts=child)
+    policy = aws.sns.TopicPolicy(
+        f"{name}-topic-policy", arn=topic.arn, policy=topic.arn.apply(_topic_policy), opts=child
+    )
+    if alarm_email is not None:
+        aws.sns.TopicSubscription(f"{name}-email", topic=topic.arn, protocol="email", endpoint=alarm_email, opts=child)
+    # Publishers must not be created before the policy that lets them publish: an RDS event subscription
+    # or a budget notification made first would have its first messages refused.
+    return pulumi.Output.all(topic.arn, policy.id).apply(lambda values: str(values[0]))
+
+
+def metric_alarm(
+    owner: pulumi.Resource,
+    name: str,
+    spec: AlarmSpec,
+    *,
+    dimensions: Mapping[str, pulumi.Input[str]],
+    topic_arn: pulumi.Input[str],
+    period_seconds: int,
+    evaluation_periods: int,
+) -> aws.cloudwatch.MetricAlarm:
+    """One AWS/RDS alarm that notifies the topic when it fires and when it clears."""
+    return aws.cloudwatch.MetricAlarm(
+        name,
+        alarm_description=spec.description,
+        namespace="AWS/RDS",
+        metric_name=spec.metric,
+        dimensions=dimensions,
+        statistic=spec.statistic,
+        period=period_seconds,
+        evaluation_periods=evaluation_periods,
+        comparison_operator=spec.comparison,
+        threshold=spec.threshold,
+        treat_missing_data="missing",
+        alarm_actions=[topic_arn],
+        ok_actions=[topic_arn],
+        opts=pulumi.ResourceOptions(parent=owner),
+    )
+
+
+def instance_events(
+    owner: pulumi.Resource,
+    name: str,
+    *,
+    topic_arn: pulumi.Input[str],
+    instance_identifiers: Sequence[pulumi.Input[str]],
+    parameter_group_name: pulumi.Input[str],
+) -> None:
+    """The RDS events of the database instances and of their DB parameter group (FSBP RDS.20, RDS.21)."""
+    event_subscription(
+        owner,
+        f"{name}-instance-events",
+        topic_arn=topic_arn,
+        source_type="db-instance",
+        source_ids=instance_identifiers,
+        categories=INSTANCE_EVENTS,
+    )
+    event_subscription(
+        owner,
+        f"{name}-parameter-events",
+        topic_arn=topic_arn,
+        source_type="db-parameter-group",
+        source_ids=[parameter_group_name],
+        categories=PARAMETER_GROUP_EVENTS,
+    )
+
+
+def event_subscription(
+    owner: pulumi.Resource,
+    name: str,
+    *,
+    topic_arn: pulumi.Input[str],
+    source_type: str,
+    source_ids: Sequence[pulumi.Input[str]],
+    categories: Sequence[str],
+) -> aws.rds.EventSubscription:
+    return aws.rds.EventSubscription(
+        name,
+        sns_topic=topic_arn,
+        source_type=source_type,
+        source_ids=list(source_ids),
+        event_categories=list(categories),
+        opts=pulumi.ResourceOptions(parent=owner),
+    )
 
 
 def _topic_policy(topic_arn: str) -> str:

@@ -22,12 +22,15 @@ class IsolatedNetworkArgs:
     """Zones to spread subnets over; the first `subnet_count` are used."""
     cidr_block: str = "10.42.0.0/16"
     subnet_count: int = 2
-    """An RDS subnet group needs two zones; Multi-AZ places the standby in the second."""
+    """An RDS subnet group needs two zones; Multi-AZ places the standby in the second (an Aurora cluster
+    takes three, one per zone its storage spans, for its readers)."""
 
 
 class IsolatedNetwork(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     subnet_ids: pulumi.Output[list[str]]
+    availability_zones: pulumi.Output[list[str]]
+    """The subnets' zones, in the subnets' order."""
 
     def __init__(self, name: str, args: IsolatedNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("temporaldb:network:IsolatedNetwork", name, None, opts)
@@ -68,7 +71,10 @@ class IsolatedNetwork(pulumi.ComponentResource):
             subnets.append(subnet)
         self.vpc_id = vpc.id
         self.subnet_ids = pulumi.Output.all(*[subnet.id for subnet in subnets])
-        self.register_outputs({"vpc_id": self.vpc_id, "subnet_ids": self.subnet_ids})
+        self.availability_zones = pulumi.Output.all(*[subnet.availability_zone for subnet in subnets])
+        self.register_outputs(
+            {"vpc_id": self.vpc_id, "subnet_ids": self.subnet_ids, "availability_zones": self.availability_zones}
+        )
 
 
 def _zone(names: Sequence[str], index: int) -> str:

@@ -1,4 +1,4 @@
-"""RDS for PostgreSQL instance classes this project knows, with their size.
+"""RDS for PostgreSQL instance classes this project knows, with their size; Aurora's capacity unit.
 
 The catalog answers two questions without calling AWS: is a configured class
 one that RDS offers for PostgreSQL, and how much memory does it have (the
@@ -27,26 +27,47 @@ class InstanceClass:
 
     @property
     def instance_class_memory_bytes(self) -> int:
-        """An estimate, on the low side, of RDS's DBInstanceClassMemory for this class.
-
-        RDS subtracts what the OS and its own processes reserve and publishes no
-        figure. Reported max_connections values (db.t3.micro 79 to 87, db.t2.small
-        198, db.t2.medium 413) fit a reservation of about 300 MiB on small
-        classes; taking the larger of 300 MiB and 10% of the memory stays at or
-        below every one of them, so alarms derived from it fire early, not late.
-        """
-        memory = self.memory_gib * GIB
-        return memory - max(300 * MIB, memory // 10)
+        """An estimate, on the low side, of RDS's DBInstanceClassMemory for this class (see
+        `instance_class_memory_bytes`)."""
+        return instance_class_memory_bytes(self.memory_gib)
 
     @property
     def default_max_connections(self) -> int:
         """RDS default: LEAST(DBInstanceClassMemory / 9531392, 5000), with the estimate above."""
-        return min(self.instance_class_memory_bytes // BYTES_PER_CONNECTION, MAX_CONNECTIONS_CEILING)
+        return default_max_connections(self.memory_gib)
 
     @property
     def max_cpu_credits(self) -> int | None:
         """The most credits a burstable class can hold: 24 hours of earning."""
         return None if self.cpu_credits_per_hour is None else 24 * self.cpu_credits_per_hour
+
+
+def instance_class_memory_bytes(memory_gib: float) -> int:
+    """An estimate, on the low side, of RDS's DBInstanceClassMemory for `memory_gib` of memory.
+
+    RDS subtracts what the OS and its own processes reserve and publishes no
+    figure. Reported max_connections values (db.t3.micro 79 to 87, db.t2.small
+    198, db.t2.medium 413) fit a reservation of about 300 MiB on small
+    classes; taking the larger of 300 MiB and 10% of the memory stays at or
+    below every one of them, so alarms derived from it fire early, not late.
+    """
+    memory = round(memory_gib * GIB)
+    return memory - max(300 * MIB, memory // 10)
+
+
+def default_max_connections(memory_gib: float) -> int:
+    """RDS's default max_connections, LEAST(DBInstanceClassMemory / 9531392, 5000), with the estimate above."""
+    return min(instance_class_memory_bytes(memory_gib) // BYTES_PER_CONNECTION, MAX_CONNECTIONS_CEILING)
+
+
+# Aurora Serverless v2: one Aurora capacity unit is about 2 GiB of memory with its CPU and network.
+GIB_PER_ACU = 2
+
+
+def serverless_max_connections(max_acu: float) -> int:
+    """An Aurora Serverless v2 instance's max_connections, estimated like a class's from the memory of its
+    maximum capacity: Aurora sizes the setting for the most an instance can scale to."""
+    return default_max_connections(max_acu * GIB_PER_ACU)
 
 
 # (vcpus, memory GiB) per size, by family shape.
@@ -97,3 +118,8 @@ SUPPORTED_MAJOR_VERSIONS = ("14", "15", "16", "17", "18")
 
 def parameter_group_family(major_version: str) -> str:
     return f"postgres{major_version}"
+
+
+def aurora_parameter_group_family(major_version: str) -> str:
+    """The family of an Aurora PostgreSQL cluster's and its instances' parameter groups."""
+    return f"aurora-postgresql{major_version}"

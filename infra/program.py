@@ -11,20 +11,22 @@ import pulumi_aws as aws
 
 from components.access import DatabaseAccess, DatabaseAccessArgs
 from components.budget import CostBudget, CostBudgetArgs
-from components.database import PostgresDatabase, PostgresDatabaseArgs
 from components.firewall import DatabaseFirewall, DatabaseFirewallArgs
-from components.monitoring import DatabaseAlarms, DatabaseAlarmsArgs
 from components.network import IsolatedNetwork, IsolatedNetworkArgs
 from components.schema import planned_migrations
 from components.tunnel import AMAZON_LINUX_PARAMETER, TunnelPath, TunnelPathArgs
 from infra import discovery
-from infra.catalog import INSTANCE_CLASSES
+from infra.databases import Database, Placement, build_database
 from infra.settings import StackSettings
 
 # `replace_with` (the schema resource follows its database) needs an engine that knows it (3.207.0);
 # PULUMI_RUN_PROGRAM, which `pulumi refresh` and `pulumi destroy` need here, came in 3.165.0.
 REQUIRED_PULUMI_VERSION = ">=3.207.0"
 RUN_PROGRAM_ENV = "PULUMI_RUN_PROGRAM"
+INSTANCE_SUBNETS = 2
+"""An RDS subnet group needs two zones; Multi-AZ places the standby in the second."""
+AURORA_SUBNETS = 3
+"""An Aurora cluster's storage spans three zones; a subnet in each lets its readers do too."""
 
 
 def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
@@ -42,7 +44,9 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     # Decided before anything is registered, so a closed tunnel stops the run before it changes anything.
     reach = _in_database_reach(settings, prefix, provider)
 
-    vpc_id, subnet_ids = _network(settings, prefix, provider, under_provider)
+    for notice in settings.notices:
+        pulumi.log.warn(notice)
+    vpc_id, subnet_ids, zones = _network(settings, prefix, provider, under_provider)
     firewall = DatabaseFirewall(
         f"{prefix}-db-access",
         DatabaseFirewallArgs(
@@ -52,65 +56,23 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         ),
         under_provider,
     )
-    db = settings.database
-    database_args = PostgresDatabaseArgs(
-        identifier=prefix,
-        subnet_ids=subnet_ids,
-        security_group_ids=[firewall.security_group_id],
-        instance_class=db.instance_class,
-        engine_major_version=db.engine_major_version,
-        multi_az=db.multi_az,
-        allocated_storage_gb=db.allocated_storage_gb,
-        max_allocated_storage_gb=db.max_allocated_storage_gb,
-        backup_retention_days=db.backup_retention_days,
-        backup_window=db.backup_window,
-        maintenance_window=db.maintenance_window,
-        deletion_protection=db.deletion_protection,
-        keep_final_snapshot=settings.production,
-        protect=settings.production,
-        publicly_accessible=settings.access.publicly_accessible,
-        performance_insights=db.performance_insights,
-        monitoring_interval_seconds=db.monitoring_interval_seconds,
-        log_retention_days=db.log_retention_days,
-        allow_major_version_upgrade=db.allow_major_version_upgrade,
-    )
-    database = PostgresDatabase(f"{prefix}-db", database_args, under_provider)
-    instance_class = INSTANCE_CLASSES[db.instance_class]
-    alarms = DatabaseAlarms(
-        f"{prefix}-alarms",
-        DatabaseAlarmsArgs(
-            instance_identifier=database.identifier,
-            parameter_group_name=database.parameter_group_name,
-            allocated_storage_gb=database.allocated_storage_gb,
-            memory_gib=instance_class.memory_gib,
-            max_connections=instance_class.default_max_connections,
-            cpu_credits_per_hour=instance_class.cpu_credits_per_hour,
-            alarm_email=settings.monitoring.alarm_email,
-        ),
-        under_provider,
-    )
+    database = build_database(settings, prefix, Placement(subnet_ids, zones, firewall), under_provider)
     CostBudget(
         f"{prefix}-cost",
         CostBudgetArgs(
             monthly_limit_usd=settings.monitoring.monthly_budget_usd,
             cost_allocation_tag=("stack", settings.qualified_stack),
-            sns_topic_arn=alarms.topic_arn,
+            sns_topic_arn=database.topic_arn,
             email_addresses=(settings.monitoring.alarm_email,) if settings.monitoring.alarm_email else (),
         ),
         under_provider,
     )
     outputs: dict[str, pulumi.Input[object]] = {
-        "endpoint": database.endpoint,
-        "address": database.address,
-        "port": database.port,
-        "masterSecretArn": database.master_secret_arn,
+        **database.outputs,
         "securityGroupId": firewall.security_group_id,
-        "parameterGroupName": database.parameter_group_name,
-        "instanceIdentifier": database.identifier,
-        "engineVersionActual": database.engine_version_actual,
         "vpcId": vpc_id,
         "subnetIds": subnet_ids,
-        "alarmTopicArn": alarms.topic_arn,
+        "alarmTopicArn": database.topic_arn,
         "sports": list(settings.sports),
     }
     if settings.database_access.tunnel:
@@ -121,12 +83,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         outputs["nextStep"] = reach.next_step
     if reach.live_instance is not None:
         access = _database_access(
-            settings,
-            prefix=prefix,
-            database=database,
-            master_username=database_args.master_username,
-            provider=provider,
-            under_provider=under_provider,
+            settings, prefix=prefix, database=database, provider=provider, under_provider=under_provider
         )
         outputs["databases"] = access.databases
         outputs["loginSecretArns"] = access.login_secret_arns
@@ -156,12 +113,13 @@ def _in_database_reach(settings: StackSettings, prefix: str, provider: aws.Provi
     access = settings.database_access
     if not access.manage_database:
         return InDatabaseReach(None)
-    live = discovery.find_instance(prefix, provider)
+    live = discovery.find_cluster(prefix, provider) if settings.is_aurora else discovery.find_instance(prefix, provider)
     tunnel = f"temporaldb tunnel --stack {settings.stack}"
     if live is None:
         # Nothing of the in-database part can exist in the state yet: leaving it out deletes nothing.
+        kind = "cluster" if settings.is_aurora else "instance"
         step = (
-            f"The instance {prefix} is new: this run creates it, without the sport databases, roles and schema. "
+            f"The {kind} {prefix} is new: this run creates it, without the sport databases, roles and schema. "
             f"When it is done, open the tunnel in another terminal (`{tunnel}`) and run `pulumi up` again."
         )
         pulumi.log.warn(step)
@@ -184,12 +142,12 @@ def _database_access(
     settings: StackSettings,
     *,
     prefix: str,
-    database: PostgresDatabase,
-    master_username: pulumi.Input[str],
+    database: Database,
     provider: aws.Provider,
     under_provider: pulumi.ResourceOptions,
 ) -> DatabaseAccess:
-    """The sport databases, roles and schema, through the postgresql provider as the master user."""
+    """The sport databases, roles and schema, through the postgresql provider as the master user, on the
+    instance or the cluster's writer."""
     _warn_unless_run_program(settings.stack)
     # RDS keeps the master password in Secrets Manager and rotates it; read the current one on every run.
     master_secret = aws.secretsmanager.get_secret_version_output(
@@ -204,17 +162,18 @@ def _database_access(
         f"{prefix}-access",
         DatabaseAccessArgs(
             sports=settings.sports,
-            # Through the instance's address even when a tunnel's host is given: the providers then depend
-            # on the instance, so a destroy deletes everything inside it before the instance itself.
+            # Through the database's address even when a tunnel's host is given: the providers then depend
+            # on the database, so a destroy deletes everything inside it before the database itself.
             host=database.address.apply(lambda address: access.host or address),
             port=access.port,
-            admin_username=master_username,
+            admin_username=database.master_username,
             admin_password=master_password,
             endpoint_address=database.address,
             endpoint_port=database.port,
             migrations=planned_migrations(),
             secret_name_prefix=prefix,
             iam_users=access.iam_auth_users,
+            connect_timeout_seconds=database.connect_timeout_seconds,
             protect=settings.production,
         ),
         under_provider,
@@ -272,10 +231,11 @@ def _require_secret_arn(arn: str | None) -> str:
 
 def _network(
     settings: StackSettings, prefix: str, provider: aws.Provider, under_provider: pulumi.ResourceOptions
-) -> tuple[pulumi.Input[str], pulumi.Input[list[str]]]:
-    """The stack's own subnets when it names them, else a new isolated VPC."""
+) -> tuple[pulumi.Input[str], pulumi.Input[list[str]], pulumi.Input[list[str]]]:
+    """The stack's own subnets when it names them, else a new isolated VPC; and the subnets' zones."""
     if not settings.network.creates_vpc:
-        return settings.network.vpc_id or "", list(settings.network.subnet_ids)
+        subnet_ids = list(settings.network.subnet_ids)
+        return settings.network.vpc_id or "", subnet_ids, _subnet_zones(settings, subnet_ids, provider)
     # Standard zones only: an account may have opted into Local or Wavelength Zones, which sort first by
     # name and do not offer every RDS class.
     zones = aws.get_availability_zones_output(
@@ -285,7 +245,22 @@ def _network(
     )
     network = IsolatedNetwork(
         f"{prefix}-network",
-        IsolatedNetworkArgs(availability_zones=zones.names, cidr_block=settings.network.vpc_cidr),
+        IsolatedNetworkArgs(
+            availability_zones=zones.names,
+            cidr_block=settings.network.vpc_cidr,
+            subnet_count=AURORA_SUBNETS if settings.is_aurora else INSTANCE_SUBNETS,
+        ),
         under_provider,
     )
-    return network.vpc_id, network.subnet_ids
+    return network.vpc_id, network.subnet_ids, network.availability_zones
+
+
+def _subnet_zones(settings: StackSettings, subnet_ids: list[str], provider: aws.Provider) -> pulumi.Input[list[str]]:
+    """The zones of the stack's own subnets, where an Aurora cluster places its readers (an instance
+    needs none: RDS places its standby)."""
+    if not settings.is_aurora:
+        return []
+    options = pulumi.InvokeOutputOptions(provider=provider)
+    return pulumi.Output.all(
+        *[aws.ec2.get_subnet_output(id=subnet_id, opts=options).availability_zone for subnet_id in subnet_ids]
+    )

@@ -13,7 +13,6 @@ same code path as `pulumi up`.
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -24,9 +23,17 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from infra.catalog import INSTANCE_CLASSES, SUPPORTED_MAJOR_VERSIONS
+from infra.configreader import PROJECT, ConfigReader
+from infra.settings_aurora import (
+    AURORA_MAJOR_VERSIONS,
+    ENGINE_AURORA,
+    ENGINE_INSTANCE,
+    AuroraSettings,
+    check_instance_keys,
+    parse_aurora,
+    parse_engine,
+)
 from temporaldb import roles
-
-PROJECT: Final = "temporaldb"
 
 # Every key the program reads, in the order of Pulumi.yaml's `config:` block.
 # tests/test_settings.py checks the two stay in step.
@@ -60,6 +67,14 @@ SETTING_KEYS: Final = (
     "dbPort",
     "iamAuthUsers",
     "tunnel",
+    "engine",
+    "auroraMinAcu",
+    "auroraMaxAcu",
+    "auroraPauseAfterSeconds",
+    "auroraReaders",
+    "auroraExpectedAcu",
+    "auroraStorage",
+    "auroraActiveHoursPerMonth",
 )
 REGION_KEY: Final = "aws:region"
 PROFILE_KEY: Final = "aws:profile"
@@ -203,8 +218,19 @@ class StackSettings:
     database: DatabaseSettings
     monitoring: MonitoringSettings
     database_access: DatabaseAccessSettings
+    aurora: AuroraSettings
+    """Read on every stack, used when `engine` is aurora."""
     aws_profile: str | None = None
     """`aws:profile`: the named AWS profile the explicit provider uses (None: the default credential chain)."""
+    engine: str = ENGINE_INSTANCE
+    """`instance`: one RDS for PostgreSQL instance; `aurora`: an Aurora PostgreSQL Serverless v2 cluster."""
+    notices: tuple[str, ...] = ()
+    """Settings that are valid but not read (e.g. an instance's storage size on an Aurora stack): the program
+    warns with each."""
+
+    @property
+    def is_aurora(self) -> bool:
+        return self.engine == ENGINE_AURORA
 
     @property
     def stack_file(self) -> str:
@@ -233,63 +259,6 @@ def is_production_stack(stack: str) -> bool:
     return stack == "prod" or stack.startswith("prod-")
 
 
-class _Reader:
-    """Parses raw config strings, recording problems instead of stopping."""
-
-    def __init__(self, raw: Mapping[str, str]) -> None:
-        self.raw = raw
-        self.problems: list[str] = []
-
-    def problem(self, key: str, why: str) -> None:
-        shown = self.raw.get(_full_key(key), "<unset>")
-        self.problems.append(f"{_full_key(key)} = {shown}: {why}")
-
-    def text(self, key: str) -> str:
-        value = self.raw.get(_full_key(key))
-        if value is None:
-            self.problems.append(f"{_full_key(key)} is not set; declare it in the stack file")
-            return ""
-        return value.strip()
-
-    def integer(self, key: str, low: int, high: int) -> int:
-        value = self.text(key)
-        try:
-            number = int(value)
-        except ValueError:
-            if _full_key(key) in self.raw:
-                self.problem(key, "must be a whole number")
-            return low
-        if not low <= number <= high:
-            self.problem(key, f"must be between {low} and {high}")
-        return number
-
-    def boolean(self, key: str) -> bool:
-        value = self.text(key).lower()
-        if value not in ("true", "false"):
-            if _full_key(key) in self.raw:
-                self.problem(key, "must be true or false")
-            return False
-        return value == "true"
-
-    def string_list(self, key: str) -> tuple[str, ...]:
-        value = self.text(key)
-        if value == "":
-            return ()
-        try:
-            items = json.loads(value)
-        except json.JSONDecodeError:
-            self.problem(key, "must be a YAML list of strings")
-            return ()
-        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-            self.problem(key, "must be a YAML list of strings")
-            return ()
-        return tuple(item.strip() for item in items)
-
-
-def _full_key(key: str) -> str:
-    return key if ":" in key else f"{PROJECT}:{key}"
-
-
 def parse_backup_window(text: str) -> Window | None:
     match = _BACKUP_WINDOW.match(text)
     if match is None:
@@ -312,7 +281,7 @@ def _daily(window: Window) -> list[Window]:
     return [Window(day * MINUTES_PER_DAY + window.start_minute, window.length_minutes) for day in range(7)]
 
 
-def _check_windows(reader: _Reader, backup_text: str, maintenance_text: str) -> None:
+def _check_windows(reader: ConfigReader, backup_text: str, maintenance_text: str) -> None:
     backup = parse_backup_window(backup_text)
     maintenance = parse_maintenance_window(maintenance_text)
     if backup is None:
@@ -327,7 +296,7 @@ def _check_windows(reader: _Reader, backup_text: str, maintenance_text: str) -> 
         reader.problem("maintenanceWindow", f"overlaps the daily backup window {backup_text}; move one of them")
 
 
-def _check_cidrs(reader: _Reader, cidrs: tuple[str, ...], production: bool) -> None:
+def _check_cidrs(reader: ConfigReader, cidrs: tuple[str, ...], production: bool) -> None:
     for cidr in cidrs:
         try:
             network = ipaddress.ip_network(cidr, strict=True)
@@ -338,13 +307,13 @@ def _check_cidrs(reader: _Reader, cidrs: tuple[str, ...], production: bool) -> N
             reader.problem("allowedCidrs", f"{cidr} opens PostgreSQL to the whole internet, refused in a prod stack")
 
 
-def _check_ids(reader: _Reader, key: str, ids: tuple[str, ...], pattern: re.Pattern[str], example: str) -> None:
+def _check_ids(reader: ConfigReader, key: str, ids: tuple[str, ...], pattern: re.Pattern[str], example: str) -> None:
     for value in ids:
         if not pattern.match(value):
             reader.problem(key, f"{value!r} is not an id like {example}")
 
 
-def _parse_network(reader: _Reader) -> NetworkSettings:
+def _parse_network(reader: ConfigReader) -> NetworkSettings:
     vpc_id = reader.text("vpcId") or None
     subnet_ids = reader.string_list("subnetIds")
     vpc_cidr = reader.text("vpcCidr")
@@ -369,7 +338,7 @@ def _parse_network(reader: _Reader) -> NetworkSettings:
     return NetworkSettings(vpc_id=vpc_id, subnet_ids=subnet_ids, vpc_cidr=vpc_cidr)
 
 
-def _parse_access(reader: _Reader, production: bool, network: NetworkSettings) -> AccessSettings:
+def _parse_access(reader: ConfigReader, production: bool, network: NetworkSettings) -> AccessSettings:
     cidrs = reader.string_list("allowedCidrs")
     groups = reader.string_list("allowedSecurityGroupIds")
     public = reader.boolean("publiclyAccessible")
@@ -393,7 +362,7 @@ def _parse_access(reader: _Reader, production: bool, network: NetworkSettings) -
     return AccessSettings(allowed_cidrs=cidrs, allowed_security_group_ids=groups, publicly_accessible=public)
 
 
-def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
+def _parse_database(reader: ConfigReader, production: bool, engine: str) -> DatabaseSettings:
     instance_class = reader.text("instanceClass")
     if instance_class not in INSTANCE_CLASSES:
         reader.problem(
@@ -402,10 +371,12 @@ def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
             "expected db.<family>.<size> such as db.t3.micro or db.m6g.large",
         )
     major = reader.text("engineVersion")
-    if major not in SUPPORTED_MAJOR_VERSIONS:
+    majors = AURORA_MAJOR_VERSIONS if engine == ENGINE_AURORA else SUPPORTED_MAJOR_VERSIONS
+    if major not in majors:
+        kind = "an Aurora PostgreSQL" if engine == ENGINE_AURORA else "a PostgreSQL"
         reader.problem(
             "engineVersion",
-            f"must be a PostgreSQL major version only, one of {', '.join(SUPPORTED_MAJOR_VERSIONS)} "
+            f"must be {kind} major version only, one of {', '.join(majors)} "
             "(minor versions are applied by auto minor upgrade)",
         )
     allocated = reader.integer("allocatedStorageGb", 20, 65536)
@@ -445,16 +416,18 @@ def _parse_database(reader: _Reader, production: bool) -> DatabaseSettings:
         deletion_protection=deletion_protection,
         performance_insights=reader.boolean("performanceInsights"),
         monitoring_interval_seconds=interval,
-        read_replicas=_read_replicas(reader),
+        read_replicas=_read_replicas(reader, engine),
         log_retention_days=log_retention,
         allow_major_version_upgrade=reader.boolean("allowMajorVersionUpgrade"),
     )
 
 
-def _read_replicas(reader: _Reader) -> int:
+def _read_replicas(reader: ConfigReader, engine: str) -> int:
     """Always 0: RDS refuses a read replica of an instance whose master password Secrets Manager manages."""
     replicas = reader.integer("readReplicas", 0, 5)
-    if replicas:
+    if replicas and engine == ENGINE_AURORA:
+        reader.problem("readReplicas", "must be 0: a cluster's read replicas are its readers, set auroraReaders")
+    elif replicas:
         reader.problem(
             "readReplicas",
             "must be 0: RDS cannot create a read replica of an instance whose master password Secrets Manager "
@@ -464,7 +437,7 @@ def _read_replicas(reader: _Reader) -> int:
     return 0
 
 
-def _parse_monitoring(reader: _Reader) -> MonitoringSettings:
+def _parse_monitoring(reader: ConfigReader) -> MonitoringSettings:
     email = reader.text("alarmEmail") or None
     if email is not None and not _EMAIL.match(email):
         reader.problem("alarmEmail", "is not an e-mail address")
@@ -472,7 +445,7 @@ def _parse_monitoring(reader: _Reader) -> MonitoringSettings:
     return MonitoringSettings(alarm_email=email, monthly_budget_usd=budget)
 
 
-def _parse_sports(reader: _Reader) -> tuple[str, ...]:
+def _parse_sports(reader: ConfigReader) -> tuple[str, ...]:
     sports = reader.string_list("sports")
     if not sports:
         reader.problem("sports", "must list at least one sport, e.g. [nba]")
@@ -492,7 +465,7 @@ def _is_host(text: str) -> bool:
     return True
 
 
-def _parse_database_access(reader: _Reader) -> DatabaseAccessSettings:
+def _parse_database_access(reader: ConfigReader) -> DatabaseAccessSettings:
     manage = reader.boolean("manageDatabase")
     host = reader.text("dbHost") or None
     if host is not None and not _is_host(host):
@@ -521,7 +494,7 @@ def _parse_database_access(reader: _Reader) -> DatabaseAccessSettings:
 
 def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:
     """Validate raw config strings (full keys such as `temporaldb:multiAz`)."""
-    reader = _Reader(raw)
+    reader = ConfigReader(raw)
     production = is_production_stack(stack)
     region = reader.text(REGION_KEY)
     if region and not _REGION.match(region):
@@ -530,19 +503,32 @@ def parse_settings(raw: Mapping[str, str], stack: str) -> StackSettings:
     profile = raw.get(PROFILE_KEY, "").strip() or None
     if profile is not None and not _PROFILE.match(profile):
         reader.problem(PROFILE_KEY, "is not an AWS profile name (letters, digits and _.@+=,-)")
+    engine = parse_engine(reader)
+    # In the order a stack file lists them, so the error reads top to bottom.
+    cost_center = reader.text("costCenter") or "unassigned"
+    sports = _parse_sports(reader)
+    access = _parse_access(reader, production, network)
+    database = _parse_database(reader, production, engine)
+    monitoring = _parse_monitoring(reader)
+    database_access = _parse_database_access(reader)
+    aurora = parse_aurora(reader, engine=engine, production=production, major=database.engine_major_version)
+    notices = check_instance_keys(reader, multi_az=database.multi_az, aurora=aurora) if engine == ENGINE_AURORA else ()
     settings = StackSettings(
         project=PROJECT,
         stack=stack,
         region=region,
         production=production,
-        cost_center=reader.text("costCenter") or "unassigned",
-        sports=_parse_sports(reader),
+        cost_center=cost_center,
+        sports=sports,
         network=network,
-        access=_parse_access(reader, production, network),
-        database=_parse_database(reader, production),
-        monitoring=_parse_monitoring(reader),
-        database_access=_parse_database_access(reader),
+        access=access,
+        database=database,
+        monitoring=monitoring,
+        database_access=database_access,
+        aurora=aurora,
         aws_profile=profile,
+        engine=engine,
+        notices=notices,
     )
     for key in sorted(raw):
         if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in SETTING_KEYS:

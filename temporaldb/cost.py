@@ -2,18 +2,19 @@
 
 Works from the registrations of an offline run (temporaldb.preview), so the
 estimate prices exactly the resources and settings `pulumi up` would create.
+An RDS instance is priced here, an Aurora cluster in cost_aurora.py.
 Prices come from a dated, sourced table in temporaldb/data/prices.json; a
 class or region missing there is an error, never a guess.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any
 
+from temporaldb.cost_aurora import aurora_lines
+from temporaldb.costparts import CostLine, Pricer, database_extras
 from temporaldb.preview import ProgramRun, Registration
+from temporaldb.prices import PRICE_FILE, PricingError, load_prices
 
 INSTANCE = "aws:rds/instance:Instance"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -21,20 +22,8 @@ BUDGET = "aws:budgets/budget:Budget"
 SECRET = "aws:secretsmanager/secret:Secret"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
 CONNECT_ENDPOINT = "aws:ec2transitgateway/instanceConnectEndpoint:InstanceConnectEndpoint"
-PRICE_FILE = "temporaldb/data/prices.json"
 
-
-class PricingError(Exception):
-    """The price table has no figure for something the stack would create."""
-
-
-@dataclass(frozen=True)
-class CostLine:
-    item: str
-    detail: str
-    monthly_usd: float
-    at_ceiling_usd: float
-    """The same line with storage grown to its autoscaling ceiling."""
+__all__ = ["PRICE_FILE", "CostEstimate", "CostLine", "PricingError", "estimate", "load_prices"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +34,8 @@ class CostEstimate:
     budget_usd: float | None
     prices_retrieved: str
     prices_source: str
+    notes: tuple[str, ...] = ()
+    """What the figures mean beyond their lines (e.g. a cluster that pauses)."""
 
     @property
     def monthly_usd(self) -> float:
@@ -55,51 +46,23 @@ class CostEstimate:
         return round(sum(line.at_ceiling_usd for line in self.lines), 2)
 
     @property
+    def has_minimum(self) -> bool:
+        """Whether any line scales down (Aurora capacity): the estimate then has an `at minimum` figure."""
+        return any(line.at_minimum_usd is not None for line in self.lines)
+
+    @property
+    def at_minimum_usd(self) -> float:
+        """Every line at its minimum: Aurora at its minimum capacity all month (paused, with 0 ACU)."""
+        return round(
+            sum(line.monthly_usd if line.at_minimum_usd is None else line.at_minimum_usd for line in self.lines), 2
+        )
+
+    @property
     def within_budget(self) -> bool:
         return self.budget_usd is None or self.monthly_usd <= self.budget_usd
 
 
-def load_prices() -> dict[str, Any]:
-    text = resources.files("temporaldb").joinpath("data/prices.json").read_text(encoding="utf-8")
-    prices: dict[str, Any] = json.loads(text)
-    return prices
-
-
-class _Pricer:
-    def __init__(self, prices: dict[str, Any], region: str) -> None:
-        if region not in prices["regions"]:
-            known = ", ".join(sorted(prices["regions"]))
-            raise PricingError(
-                f"no prices for region {region!r} in {PRICE_FILE} (dated {prices['retrieved']}; regions: {known}); "
-                "add the region's figures from the AWS price pages rather than guess"
-            )
-        self.table: dict[str, Any] = prices["regions"][region]
-        self.assumptions: dict[str, Any] = prices["assumptions"]
-        self.hours: float = prices["hours_per_month"]
-        self.region = region
-        self.retrieved: str = prices["retrieved"]
-
-    def instance_hour(self, instance_class: str, multi_az: bool) -> float:
-        try:
-            row = self.table["rds_postgresql_instance_hour"][instance_class]
-        except KeyError:
-            raise PricingError(
-                f"no {self.region} price for {instance_class} in {PRICE_FILE} (dated {self.retrieved}); "
-                "add it from https://aws.amazon.com/rds/postgresql/pricing/ rather than guess"
-            ) from None
-        return float(row["multi_az" if multi_az else "single_az"])
-
-    def ec2_hour(self, instance_type: str) -> float:
-        try:
-            return float(self.table["ec2_instance_hour"][instance_type])
-        except KeyError:
-            raise PricingError(
-                f"no {self.region} price for EC2 {instance_type} in {PRICE_FILE} (dated {self.retrieved}); "
-                "add it from https://aws.amazon.com/ec2/pricing/on-demand/ rather than guess"
-            ) from None
-
-
-def _instance_lines(pricer: _Pricer, instance: Registration) -> list[CostLine]:
+def _instance_lines(pricer: Pricer, instance: Registration) -> list[CostLine]:
     inputs = instance.inputs
     label = str(inputs.get("identifier", instance.name))
     multi_az = bool(inputs.get("multiAz", False))
@@ -133,42 +96,11 @@ def _instance_lines(pricer: _Pricer, instance: Registration) -> list[CostLine]:
                 round(ceiling * rate * retention * backup_price, 2),
             )
         )
-    lines += _instance_extras(pricer, inputs, label)
+    lines += database_extras(pricer, inputs, label)
     return lines
 
 
-def _instance_extras(pricer: _Pricer, inputs: dict[str, Any], label: str) -> list[CostLine]:
-    lines = []
-    logs_price = float(pricer.table["cloudwatch_logs_ingested_gb"])
-    if inputs.get("performanceInsightsEnabled"):
-        retention = int(inputs.get("performanceInsightsRetentionPeriod") or 7)
-        if retention > int(pricer.table["performance_insights_free_retention_days"]):
-            raise PricingError(f"{label}: Performance Insights retention of {retention} days is not in {PRICE_FILE}")
-        lines.append(CostLine(f"{label} Performance Insights", f"{retention}-day retention (free tier)", 0.0, 0.0))
-    interval = int(inputs.get("monitoringInterval") or 0)
-    if interval:
-        samples = pricer.hours * 3600 / interval
-        gigabytes = samples * float(pricer.assumptions["enhanced_monitoring_kb_per_sample"]) / 1024**2
-        cost = round(gigabytes * logs_price, 2)
-        lines.append(
-            CostLine(
-                f"{label} Enhanced Monitoring",
-                f"every {interval} s, ~{gigabytes:.2f} GB logs x ${logs_price}/GB",
-                cost,
-                cost,
-            )
-        )
-    if inputs.get("enabledCloudwatchLogsExports"):
-        gigabytes = float(pricer.assumptions["postgresql_log_gb_month"])
-        cost = round(gigabytes * logs_price, 2)
-        lines.append(CostLine(f"{label} log exports", f"~{gigabytes:g} GB/month x ${logs_price}/GB", cost, cost))
-    if inputs.get("manageMasterUserPassword"):
-        cost = float(pricer.table["secrets_manager_secret_month"])
-        lines.append(CostLine(f"{label} master secret", "Secrets Manager, 1 secret", cost, cost))
-    return lines
-
-
-def _tunnel_lines(pricer: _Pricer, run: ProgramRun) -> list[CostLine]:
+def _tunnel_lines(pricer: Pricer, run: ProgramRun) -> list[CostLine]:
     """The way in: an EC2 Instance Connect Endpoint (free) and the tunnel host with its root volume."""
     lines = []
     for endpoint in run.of_type(CONNECT_ENDPOINT):
@@ -187,15 +119,17 @@ def _tunnel_lines(pricer: _Pricer, run: ProgramRun) -> list[CostLine]:
 
 
 def estimate(run: ProgramRun) -> CostEstimate:
-    """Price every instance, alarm and secret the run registered.
+    """Price every instance, cluster, alarm and secret the run registered.
 
     Resources with no AWS bill (PostgreSQL roles, grants, random passwords) add nothing.
     """
     prices = load_prices()
-    pricer = _Pricer(prices, run.config.get("aws:region", ""))
+    pricer = Pricer(prices, run.config.get("aws:region", ""))
     lines: list[CostLine] = []
     for instance in run.of_type(INSTANCE):
         lines += _instance_lines(pricer, instance)
+    cluster_lines, notes = aurora_lines(pricer, run)
+    lines += cluster_lines
     lines += _tunnel_lines(pricer, run)
     alarms = run.of_type(ALARM)
     if alarms:
@@ -218,4 +152,5 @@ def estimate(run: ProgramRun) -> CostEstimate:
         budget_usd=budget,
         prices_retrieved=str(prices["retrieved"]),
         prices_source=str(prices["source"]),
+        notes=tuple(notes),
     )

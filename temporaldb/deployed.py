@@ -5,7 +5,9 @@
 - the region (and AWS profile) come from the stack file, `Pulumi.<stack>.yaml` (`aws:region`,
   `aws:profile`), read without Pulumi; `--region` and `--endpoint-url` override;
 - the instance is the one tagged `project=temporaldb, stack=temporaldb-<stack>` (read replicas and drill
-  copies carry the tags too and are left out), as the drills find it;
+  copies carry the tags too and are left out), as the drills find it; on a stack with `engine: aurora`, the
+  Aurora cluster so tagged, at its writer endpoint, or at its reader endpoint for a login of the reader group
+  (analyst, app: what `asof`, `panel` and `plot` log in as) when the cluster has readers;
 - a role listed in the stack's `iamAuthUsers` gets an IAM auth token (valid 15 minutes, signed for the
   instance's own address and port); any other role reads its login secret, `temporaldb-<stack>/<role>-*`
   in Secrets Manager, as `pulumi up` wrote it;
@@ -48,6 +50,8 @@ CA_KINDS: Final = {
 }
 IAM_TOKEN_MINUTES: Final = 15
 CONNECT_TIMEOUT_SECONDS: Final = 15
+CLUSTER_CONNECT_TIMEOUT_SECONDS: Final = 60
+"""An Aurora Serverless v2 instance that paused resumes on the first connection attempt, in about 15 s."""
 PROJECT: Final = "temporaldb"
 
 Say = Callable[[str], None]
@@ -120,12 +124,20 @@ class StackFile:
 
 @dataclass(frozen=True)
 class Instance:
+    """Where to connect: an RDS instance, or an endpoint of an Aurora cluster."""
+
     identifier: str
     address: str
     port: int
     status: str
     iam_auth: bool
     ca_identifier: str
+    endpoint: str | None = None
+    """For a cluster: which of its endpoints `address` is ("writer endpoint" or "reader endpoint")."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.identifier} {self.endpoint}" if self.endpoint else self.identifier
 
 
 @dataclass(frozen=True)
@@ -169,7 +181,8 @@ class Login:
         params.update(port=str(self.port), dbname=self.database, user=self.user, sslmode=self.tls.sslmode)
         if self.tls.root_cert is not None:
             params["sslrootcert"] = str(self.tls.root_cert)
-        params["connect_timeout"] = str(CONNECT_TIMEOUT_SECONDS)
+        timeout = CLUSTER_CONNECT_TIMEOUT_SECONDS if self.instance.endpoint else CONNECT_TIMEOUT_SECONDS
+        params["connect_timeout"] = str(timeout)
         return params
 
     def dsn(self) -> str:
@@ -185,7 +198,7 @@ class Login:
         how = "an IAM token" if self.iam else f"password from secret {self.secret_arn}"
         verified = f"verify-full against {self.tls.root_cert}" if self.tls.root_cert else self.tls.sslmode
         return (
-            f"stack {self.stack}: {instance.identifier} ({instance.status}) at {instance.address}:{instance.port}"
+            f"stack {self.stack}: {instance.name} ({instance.status}) at {instance.address}:{instance.port}"
             f"{through}, database {self.database} as {self.user} ({how}), TLS {verified}"
         )
 
@@ -370,11 +383,16 @@ def clients(stack_file: StackFile, request: StackRequest) -> AwsClients:
     return AwsClients(rds, secrets, ec2, region, origin, request.endpoint_url)
 
 
-def find_instance(aws: AwsClients, stack_file: StackFile) -> Instance:
-    """The one primary instance tagged project=temporaldb, stack=temporaldb-<stack> (not a replica or drill copy)."""
+def find_instance(aws: AwsClients, stack_file: StackFile, *, read_only: bool = False) -> Instance:
+    """The stack's database: its Aurora cluster (at the reader endpoint when `read_only` and it has readers,
+    else the writer endpoint) or else the one primary instance tagged project=temporaldb,
+    stack=temporaldb-<stack> (not a replica, a drill copy or a cluster's member)."""
     from temporaldb.drills import rds as drill_rds  # noqa: PLC0415
 
     wanted = {drill_rds.PROJECT_TAG: PROJECT, drill_rds.STACK_TAG: stack_file.qualified}
+    cluster = _find_cluster(aws, stack_file, wanted)
+    if cluster is not None:
+        return _cluster_endpoint(aws, cluster, read_only=read_only)
     with aws_errors("list the RDS instances", aws):
         described = [
             instance
@@ -385,7 +403,9 @@ def find_instance(aws: AwsClients, stack_file: StackFile) -> Instance:
     for instance in described:
         tags = drill_rds.tags_of(instance.get("TagList"))
         if all(tags.get(key) == value for key, value in wanted.items()) and not (
-            drill_rds.DRILL_TAG in tags or instance.get("ReadReplicaSourceDBInstanceIdentifier")
+            drill_rds.DRILL_TAG in tags
+            or instance.get("ReadReplicaSourceDBInstanceIdentifier")
+            or instance.get("DBClusterIdentifier")
         ):
             matches.append(instance)
     tagged = f"tagged project={PROJECT}, stack={stack_file.qualified}"
@@ -413,6 +433,60 @@ def find_instance(aws: AwsClients, stack_file: StackFile) -> Instance:
         status=status,
         iam_auth=bool(found.get("IAMDatabaseAuthenticationEnabled")),
         ca_identifier=str(found.get("CACertificateIdentifier", "")),
+    )
+
+
+def _find_cluster(aws: AwsClients, stack_file: StackFile, wanted: Mapping[str, str]) -> dict[str, Any] | None:
+    """The one Aurora cluster carrying the stack's tags (not a drill's copy), or None on an instance stack."""
+    from temporaldb.drills import rds as drill_rds  # noqa: PLC0415
+
+    with aws_errors("list the RDS clusters", aws):
+        described = [
+            cluster
+            for page in aws.rds.get_paginator("describe_db_clusters").paginate()
+            for cluster in page["DBClusters"]
+        ]
+    matches = [
+        cluster
+        for cluster in described
+        if all(drill_rds.tags_of(cluster.get("TagList")).get(key) == value for key, value in wanted.items())
+        and drill_rds.DRILL_TAG not in drill_rds.tags_of(cluster.get("TagList"))
+    ]
+    if len(matches) > 1:
+        names = ", ".join(sorted(str(match["DBClusterIdentifier"]) for match in matches))
+        raise NotDeployedError(
+            f"{len(matches)} Aurora clusters tagged project={PROJECT}, stack={stack_file.qualified} in {aws.region} "
+            f"({names}); expected one: remove the stray cluster or its stack tag"
+        )
+    return matches[0] if matches else None
+
+
+def _cluster_endpoint(aws: AwsClients, cluster: Mapping[str, Any], *, read_only: bool) -> Instance:
+    """The writer endpoint, or the reader endpoint for a read-only login when the cluster has a reader (the
+    reader endpoint of a cluster without one leads to the writer anyway)."""
+    identifier = str(cluster["DBClusterIdentifier"])
+    status = str(cluster.get("Status", "unknown"))
+    members = cluster.get("DBClusterMembers") or []
+    writers = [str(member["DBInstanceIdentifier"]) for member in members if member.get("IsClusterWriter")]
+    has_reader = any(not member.get("IsClusterWriter") for member in members)
+    use_reader = read_only and has_reader
+    address = cluster.get("ReaderEndpoint") if use_reader else cluster.get("Endpoint")
+    if not address or not writers:
+        raise NotDeployedError(
+            f"Aurora cluster {identifier} is {status} and has no writer endpoint yet; try again when its writer "
+            "is available"
+        )
+    # The server certificate is an instance's: the writer's CA stands for the cluster's.
+    with aws_errors(f"describe the writer {writers[0]}", aws):
+        [writer] = aws.rds.describe_db_instances(DBInstanceIdentifier=writers[0])["DBInstances"]
+    return Instance(
+        identifier=identifier,
+        address=str(address),
+        port=int(cluster.get("Port") or 5432),
+        status=status,
+        iam_auth=bool(cluster.get("IAMDatabaseAuthenticationEnabled")),
+        ca_identifier=str(writer.get("CACertificateIdentifier", "")),
+        endpoint="reader endpoint" if use_reader else "writer endpoint",
     )
 
 
@@ -477,11 +551,12 @@ def locate(request: StackRequest) -> tuple[Login, AwsClients]:
     if request.port is not None and not tunnel:
         raise UsageError("--port is the tunnel's port: give --host too (e.g. --host localhost --port 15432)")
     aws = clients(stack_file, request)
-    instance = find_instance(aws, stack_file)
+    # Logins of the reader group only read: on a cluster with readers they go to the reader endpoint.
+    instance = find_instance(aws, stack_file, read_only=roles.login(request.role).group == roles.READER_GROUP)
     if request.role in stack_file.iam_users:
         if not instance.iam_auth:
             raise NoLoginError(
-                f"{request.role} is an IAM user in {stack_file.file_name} but {instance.identifier} has IAM "
+                f"{request.role} is an IAM user in {stack_file.file_name} but {instance.name} has IAM "
                 "database authentication off"
             )
         secret_arn = None

@@ -44,6 +44,37 @@ def _instance(inputs: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _cluster(inputs: dict[str, Any]) -> str:
+    scaling = inputs.get("serverlessv2ScalingConfiguration") or {}
+    pause = scaling.get("secondsUntilAutoPause")
+    parts = [
+        f"{inputs.get('engine')} {inputs.get('engineVersion')}",
+        f"Serverless v2 {_num(scaling.get('minCapacity'))}-{_num(scaling.get('maxCapacity'))} ACU",
+        f"pauses after {_num(pause)} s idle" if pause else "never pauses",
+        f"storage {'I/O-Optimized' if inputs.get('storageType') == 'aurora-iopt1' else 'Standard'}",
+        f"encrypted {_yes(inputs.get('storageEncrypted'))}",
+        f"backups {_num(inputs.get('backupRetentionPeriod'))} d at {inputs.get('preferredBackupWindow')}",
+        f"maintenance {inputs.get('preferredMaintenanceWindow')}",
+        f"deletion protection {_yes(inputs.get('deletionProtection'))}",
+        f"final snapshot {'no' if inputs.get('skipFinalSnapshot') else inputs.get('finalSnapshotIdentifier')}",
+        f"managed master secret {_yes(inputs.get('manageMasterUserPassword'))}",
+        f"IAM auth {_yes(inputs.get('iamDatabaseAuthenticationEnabled'))}",
+        f"logs {'+'.join(inputs.get('enabledCloudwatchLogsExports') or []) or 'none'}",
+    ]
+    return ", ".join(parts)
+
+
+def _cluster_instance(inputs: dict[str, Any]) -> str:
+    tier = int(inputs.get("promotionTier") or 0)
+    role = "writer" if str(inputs.get("identifier", "")).endswith("-writer") else f"reader, failover tier {tier}"
+    monitoring = f"{_num(inputs.get('monitoringInterval'))} s" if inputs.get("monitoringInterval") else "off"
+    return (
+        f"{inputs.get('instanceClass')} {role} in {inputs.get('availabilityZone')}, public "
+        f"{_yes(inputs.get('publiclyAccessible'))}, PI {_yes(inputs.get('performanceInsightsEnabled'))}, "
+        f"monitoring {monitoring}"
+    )
+
+
 def _default_tags(inputs: dict[str, Any]) -> dict[str, str]:
     """Provider inputs reach the engine as JSON strings for nested values."""
     raw = inputs.get("defaultTags") or {}
@@ -174,6 +205,9 @@ def mask_secrets(value: Any) -> Any:
 _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
     "aws:rds/instance:Instance": _instance,
     "aws:rds/parameterGroup:ParameterGroup": _parameters,
+    "aws:rds/clusterParameterGroup:ClusterParameterGroup": _parameters,
+    "aws:rds/cluster:Cluster": _cluster,
+    "aws:rds/clusterInstance:ClusterInstance": _cluster_instance,
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _ingress,
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": _egress,
     "aws:ec2/instance:Instance": _host,
@@ -250,20 +284,43 @@ def render_text(run: ProgramRun, cost: CostEstimate) -> str:
             f"{'  ' * depth}{kind} {resource.name}{protect}" + (f"\n{'  ' * depth}    {detail}" if detail else "")
         )
     lines += ["", f"Monthly cost estimate (USD, {cost.region} On-Demand, prices of {cost.prices_retrieved}):"]
-    width = max(len(line.item) for line in cost.lines)
-    lines.append(f"  {'item'.ljust(width)}  {'expected':>9}  {'at ceiling':>10}  basis")
-    for line in cost.lines:
-        lines.append(f"  {line.item.ljust(width)}  {line.monthly_usd:9.2f}  {line.at_ceiling_usd:10.2f}  {line.detail}")
-    lines.append(f"  {'total'.ljust(width)}  {cost.monthly_usd:9.2f}  {cost.at_ceiling_usd:10.2f}")
+    lines += _cost_table(cost)
     if cost.budget_usd is not None:
         verdict = "within" if cost.within_budget else "OVER"
         lines.append(f"Budget: {cost.budget_usd:.2f} USD/month, estimate {cost.monthly_usd:.2f}: {verdict} budget")
         if cost.at_ceiling_usd > cost.budget_usd:
-            lines.append(
-                f"  note: with storage at its autoscaling ceiling the stack would cost {cost.at_ceiling_usd:.2f},"
-                " above the budget"
+            ceiling = (
+                "every instance at auroraMaxAcu all month and the volume at its alarm"
+                if cost.has_minimum
+                else "storage at its autoscaling ceiling"
             )
+            lines.append(f"  note: with {ceiling} the stack would cost {cost.at_ceiling_usd:.2f}, above the budget")
+    lines += [f"  note: {note}" for note in cost.notes]
     return "\n".join(lines)
+
+
+def _cost_table(cost: CostEstimate) -> list[str]:
+    """The lines, their figures and basis; an `at minimum` column when capacity scales down (Aurora)."""
+    width = max(len(line.item) for line in cost.lines)
+    minimum = cost.has_minimum
+    lines = [
+        f"  {'item'.ljust(width)}  {'expected':>9}"
+        + (f"  {'at minimum':>10}" if minimum else "")
+        + f"  {'at ceiling':>10}  basis"
+    ]
+    for line in cost.lines:
+        at_minimum = line.monthly_usd if line.at_minimum_usd is None else line.at_minimum_usd
+        lines.append(
+            f"  {line.item.ljust(width)}  {line.monthly_usd:9.2f}"
+            + (f"  {at_minimum:10.2f}" if minimum else "")
+            + f"  {line.at_ceiling_usd:10.2f}  {line.detail}"
+        )
+    lines.append(
+        f"  {'total'.ljust(width)}  {cost.monthly_usd:9.2f}"
+        + (f"  {cost.at_minimum_usd:10.2f}" if minimum else "")
+        + f"  {cost.at_ceiling_usd:10.2f}"
+    )
+    return lines
 
 
 def document(run: ProgramRun, cost: CostEstimate) -> dict[str, Any]:
@@ -289,6 +346,8 @@ def document(run: ProgramRun, cost: CostEstimate) -> dict[str, Any]:
             "currency": "USD",
             "monthly_usd": cost.monthly_usd,
             "at_ceiling_usd": cost.at_ceiling_usd,
+            **({"at_minimum_usd": cost.at_minimum_usd} if cost.has_minimum else {}),
+            "notes": list(cost.notes),
             "budget_usd": cost.budget_usd,
             "within_budget": cost.within_budget,
             "prices_retrieved": cost.prices_retrieved,

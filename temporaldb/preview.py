@@ -14,7 +14,7 @@ import hashlib
 import json
 import runpy
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ class LiveWorld:
     """What the program's look-ups find, as they would in the account and on this machine."""
 
     instance_exists: bool = True
-    """The stack's RDS instance exists (False: the first `pulumi up` of a new stack)."""
+    """The stack's RDS instance or Aurora cluster exists (False: the first `pulumi up` of a new stack)."""
     tunnel_open: bool = True
     """Something accepts connections where `pulumi up` connects for the in-database part."""
     cli_version: str = MOCK_CLI_VERSION
@@ -139,7 +139,24 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
             if self.world.allocated_storage_gb is not None:
                 state["allocatedStorage"] = self.world.allocated_storage_gb
             resource_id = identifier
-        elif args.typ in ("aws:rds/parameterGroup:ParameterGroup", "aws:rds/subnetGroup:SubnetGroup"):
+        elif args.typ == "aws:rds/cluster:Cluster":
+            resource_id = state.get("clusterIdentifier") or args.name
+            state.update(self._cluster(resource_id, managed_secret=bool(state.get("manageMasterUserPassword"))))
+            state["engineVersionActual"] = f"{state.get('engineVersion', '')}.x"
+        elif args.typ == "aws:rds/clusterInstance:ClusterInstance":
+            resource_id = state.get("identifier") or args.name
+            address = f"{resource_id}.c0ffee000000.{self.region}.rds.amazonaws.com"
+            state.update(
+                endpoint=address,
+                port=5432,
+                arn=f"arn:aws:rds:{self.region}:{MOCK_ACCOUNT}:db:{resource_id}",
+                writer=resource_id.endswith("-writer"),
+            )
+        elif args.typ in (
+            "aws:rds/parameterGroup:ParameterGroup",
+            "aws:rds/clusterParameterGroup:ClusterParameterGroup",
+            "aws:rds/subnetGroup:SubnetGroup",
+        ):
             state["name"] = f"{state.get('namePrefix', args.name)}0001"
             resource_id = state["name"]
         elif args.typ == "random:index/randomId:RandomId":
@@ -158,24 +175,54 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return self._zones(args.args), []
-        if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
-            secret = {"username": MOCK_MASTER_USERNAME, "password": MOCK_MASTER_PASSWORD}
-            secret_id = str(args.args.get("secretId", ""))
-            return {"arn": secret_id, "id": secret_id, "secretId": secret_id, "secretString": json.dumps(secret)}, []
-        if args.token == "aws:rds/getInstances:getInstances":
-            wanted = [str(v) for f in args.args.get("filters") or [] for v in f.get("values") or []]
-            found = wanted if self.world.instance_exists else []
-            return {"id": self.region, "instanceIdentifiers": found, "instanceArns": []}, []
-        if args.token == "aws:rds/getInstance:getInstance":
-            identifier = str(args.args.get("dbInstanceIdentifier"))
-            address = f"{identifier}.c0ffee000000.{self.region}.rds.amazonaws.com"
-            return {"id": identifier, "address": address, "port": 5432, "endpoint": f"{address}:5432"}, []
-        if args.token == "aws:ssm/getParameter:getParameter":
-            name = str(args.args.get("name"))
-            return {"id": name, "name": name, "value": MOCK_IMAGE_ID, "type": "String"}, []
-        raise NotImplementedError(f"the offline plan has no answer for the invoke {args.token}")
+        answers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+            "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
+            "aws:secretsmanager/getSecretVersion:getSecretVersion": _master_secret_version,
+            "aws:rds/getInstances:getInstances": self._instances,
+            "aws:rds/getInstance:getInstance": self._instance,
+            "aws:rds/getClusters:getClusters": self._clusters,
+            "aws:rds/getCluster:getCluster": self._cluster_detail,
+            "aws:ec2/getSubnet:getSubnet": self._subnet,
+            "aws:ssm/getParameter:getParameter": _image_parameter,
+        }
+        answer = answers.get(args.token)
+        if answer is None:
+            raise NotImplementedError(f"the offline plan has no answer for the invoke {args.token}")
+        return answer(args.args), []
+
+    def _instances(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        found = _filter_values(arguments) if self.world.instance_exists else []
+        return {"id": self.region, "instanceIdentifiers": found, "instanceArns": []}
+
+    def _instance(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        identifier = str(arguments.get("dbInstanceIdentifier"))
+        address = f"{identifier}.c0ffee000000.{self.region}.rds.amazonaws.com"
+        return {"id": identifier, "address": address, "port": 5432, "endpoint": f"{address}:5432"}
+
+    def _clusters(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        found = _filter_values(arguments) if self.world.instance_exists else []
+        return {"id": self.region, "clusterIdentifiers": found, "clusterArns": []}
+
+    def _cluster_detail(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        identifier = str(arguments.get("clusterIdentifier"))
+        return {"id": identifier, "clusterIdentifier": identifier, **self._cluster(identifier, managed_secret=True)}
+
+    def _subnet(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The stack's own subnets: a zone per last hex digit, spread over three as a real stack's would be."""
+        subnet_id = str(arguments.get("id"))
+        zone = f"{self.region}{'abc'[int(subnet_id[-1], 16) % 3]}"
+        return {"id": subnet_id, "availabilityZone": zone, "vpcId": "vpc-mock"}
+
+    def _cluster(self, identifier: str, *, managed_secret: bool) -> dict[str, Any]:
+        """An Aurora cluster's endpoints, port, ARN and managed master secret, as RDS reports them."""
+        secret = f"arn:aws:secretsmanager:{self.region}:{MOCK_ACCOUNT}:secret:rds!cluster-{identifier}"
+        return {
+            "endpoint": f"{identifier}.cluster-c0ffee000000.{self.region}.rds.amazonaws.com",
+            "readerEndpoint": f"{identifier}.cluster-ro-c0ffee000000.{self.region}.rds.amazonaws.com",
+            "port": 5432,
+            "arn": f"arn:aws:rds:{self.region}:{MOCK_ACCOUNT}:cluster:{identifier}",
+            "masterUserSecrets": [{"secretArn": secret}] if managed_secret else [],
+        }
 
     def _zones(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """The region's zones as AWS lists them: by name, so an opted-in Local Zone comes first."""
@@ -187,6 +234,21 @@ class _ProviderLikeMocks(pulumi.runtime.Mocks):
                 zones = [zone for zone in zones if zone[1] in wanted.get("values", [])]
         names = [name for name, _ in zones]
         return {"names": names, "zoneIds": [f"id-{name}" for name in names], "id": self.region}
+
+
+def _filter_values(arguments: Mapping[str, Any]) -> list[str]:
+    return [str(value) for wanted in arguments.get("filters") or [] for value in wanted.get("values") or []]
+
+
+def _master_secret_version(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    secret = {"username": MOCK_MASTER_USERNAME, "password": MOCK_MASTER_PASSWORD}
+    secret_id = str(arguments.get("secretId", ""))
+    return {"arn": secret_id, "id": secret_id, "secretId": secret_id, "secretString": json.dumps(secret)}
+
+
+def _image_parameter(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    name = str(arguments.get("name"))
+    return {"id": name, "name": name, "value": MOCK_IMAGE_ID, "type": "String"}
 
 
 class _RecordingEngine(pulumi_mocks.MockEngine):

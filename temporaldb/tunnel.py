@@ -4,9 +4,10 @@ The stack's tunnel path (components/tunnel.py) is an EC2 Instance Connect
 Endpoint in front of a small tunnel host. The endpoint carries SSH only, so the
 forward is SSH's: `aws ec2-instance-connect ssh --connection-type eice` pushes
 a one-minute key to the host, opens the session through the endpoint and
-forwards `localhost:<local port>` to the instance's address and port. Leave it
-open while `pulumi up` or the CLI (`--stack NAME --host localhost`) work; AWS
-ends a session after an hour at most.
+forwards `localhost:<local port>` to the instance's address and port (on an
+Aurora stack, the cluster's writer endpoint, or with `--reader` its reader
+endpoint). Leave it open while `pulumi up` or the CLI (`--stack NAME --host
+localhost`) work; AWS ends a session after an hour at most.
 
 This finds the host (by the stack's tags) and the instance (deployed.py), then
 runs that command, or prints it with `--print`. It needs the AWS CLI v2
@@ -81,10 +82,19 @@ def find_tunnel_host(aws: deployed.AwsClients, qualified_stack: str) -> str:
     return str(newest["InstanceId"])
 
 
-def locate(request: deployed.StackRequest, local_port: int, address: str | None = None) -> Tunnel:
+def locate(
+    request: deployed.StackRequest, local_port: int, address: str | None = None, *, reader: bool = False
+) -> Tunnel:
+    """The host and the target: the instance, or an Aurora cluster's writer endpoint (its reader endpoint with
+    `reader`)."""
     stack_file = deployed.read_stack_file(request.project_root, request.stack)
     aws = deployed.clients(stack_file, request)
-    instance = deployed.find_instance(aws, stack_file)
+    instance = deployed.find_instance(aws, stack_file, read_only=reader)
+    if reader and instance.endpoint != "reader endpoint":
+        raise deployed.UsageError(
+            f"--reader: {instance.name} has no reader endpoint to forward to (an RDS instance, or a cluster "
+            "without readers); leave --reader out"
+        )
     return Tunnel(
         host_instance_id=find_tunnel_host(aws, stack_file.qualified),
         instance=instance,
@@ -112,6 +122,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="forward to this address in the stack's VPC instead of the instance's, e.g. a restore drill's copy "
         "(it shares the instance's security group, so the tunnel host may reach it)",
     )
+    parser.add_argument(
+        "--reader",
+        action="store_true",
+        help="on an Aurora stack with readers, forward to the cluster's reader endpoint instead of the writer "
+        "(for the read-only commands through --host/--port; use another --local-port)",
+    )
     parser.add_argument("--print", action="store_true", help="print the command instead of running it")
     parser.add_argument("--region", help="AWS region (default: aws:region of the stack file)")
     parser.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint, e.g. an emulator")
@@ -127,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         request = deployed.StackRequest(
             stack=args.stack, role="analyst", project_root=root, region=args.region, endpoint_url=args.endpoint_url
         )
-        tunnel = locate(request, args.local_port, args.address)
+        tunnel = locate(request, args.local_port, args.address, reader=args.reader)
     except StackConfigError as error:
         print(f"temporaldb tunnel: {error}", file=sys.stderr)
         return deployed.EXIT_USAGE

@@ -683,12 +683,12 @@ def test_aws_unreachable_or_without_credentials(
     args[args.index(deployment.endpoint)] = closed
     code, _, err = run(capsys, "migrate", *args)
     assert code == EXIT_AWS
-    assert err.startswith(f"temporaldb migrate: cannot reach AWS to list the RDS instances in {REGION} at {closed}")
+    assert err.startswith(f"temporaldb migrate: cannot reach AWS to list the RDS clusters in {REGION} at {closed}")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     code, _, err = run(capsys, "migrate", *stack_args(deployment))
     assert code == EXIT_AWS
-    assert err.startswith("temporaldb migrate: no AWS credentials to list the RDS instances")
+    assert err.startswith("temporaldb migrate: no AWS credentials to list the RDS clusters")
     assert err.count("\n") == 1
 
 

@@ -166,6 +166,13 @@ GOOD_VALUES = [
     ("dbHost", "temporaldb-prod.c0ffee000000.us-east-1.rds.amazonaws.com"),
     ("dbPort", "15432"),
     ("iamAuthUsers", ["etl", "analyst", "app"]),
+    ("auroraMinAcu", "0"),
+    ("auroraMinAcu", "1"),
+    ("auroraMaxAcu", "256"),
+    ("auroraPauseAfterSeconds", "86400"),
+    ("auroraReaders", "15"),
+    ("auroraStorage", "io-optimized"),
+    ("auroraActiveHoursPerMonth", "0"),
 ]
 
 
@@ -305,3 +312,119 @@ def test_window_overlap_matches_minute_by_minute_reference(
     except SettingsError as error:
         overlap_found = any("overlaps" in problem for problem in error.problems)
     assert overlap_found == expected
+
+
+# --- engine: aurora -------------------------------------------------------------------------------
+
+AURORA_BAD_VALUES = [
+    # (key, bad value, stack, words the problem must contain): format rules hold whatever the engine
+    ("engine", "cluster", "dev", "must be one of instance, aurora"),
+    ("auroraMinAcu", "0.3", "dev", "steps of 0.5"),
+    ("auroraMinAcu", "-1", "dev", "between 0 and 256"),
+    ("auroraMinAcu", "one", "dev", "steps of 0.5"),
+    ("auroraMaxAcu", "0.5", "dev", "between 1 and 256"),
+    ("auroraMaxAcu", "300", "prod", "between 1 and 256"),
+    ("auroraMaxAcu", "nan", "dev", "steps of 0.5"),
+    ("auroraPauseAfterSeconds", "60", "dev", "between 300 and 86400"),
+    ("auroraPauseAfterSeconds", "90000", "dev", "between 300 and 86400"),
+    ("auroraReaders", "16", "prod", "between 0 and 15"),
+    ("auroraExpectedAcu", "8", "dev", "between 0.5 and auroraMaxAcu (4)"),
+    ("auroraStorage", "fast", "dev", "must be one of standard, io-optimized"),
+    ("auroraActiveHoursPerMonth", "800", "dev", "between 0 and 730"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "stack", "words"), AURORA_BAD_VALUES)
+def test_bad_aurora_value_is_named_on_any_engine(
+    stack_config: Config, key: str, value: object, stack: str, words: str
+) -> None:
+    for engine in ("instance", "aurora"):
+        changes: dict[str, object] = {"engine": engine, key: value}
+        if stack == "prod" and engine == "aurora" and key != "auroraReaders":
+            changes["auroraReaders"] = "1"
+        found = problems(stack_config(stack), stack, **changes)
+        assert any(p.startswith(f"temporaldb:{key} = {engine_string(value)}: ") and words in p for p in found), found
+
+
+def aurora(stack_config: Config, stack: str, **changes: object) -> StackSettings:
+    return parse(stack_config(stack), stack, engine="aurora", **changes)
+
+
+def test_aurora_settings_and_what_they_derive(stack_config: Config) -> None:
+    paused = aurora(stack_config, "dev", auroraMinAcu="0", auroraPauseAfterSeconds=600).aurora
+    assert (paused.min_acu, paused.max_acu, paused.pause_after_seconds, paused.readers) == (0.0, 4.0, 600, 0)
+    assert paused.auto_pause
+    assert paused.active_hours == 120
+    assert (paused.expected_acu, paused.io_optimized) == (1.0, False)
+    steady = aurora(
+        stack_config, "prod", auroraReaders=2, auroraMinAcu="1.5", auroraExpectedAcu="2", auroraStorage="io-optimized"
+    ).aurora
+    assert not steady.auto_pause
+    assert steady.active_hours == 730, "an instance that cannot pause runs the whole month"
+    assert steady.io_optimized
+    assert steady.readers == 2
+
+
+def test_instance_stacks_stay_instance_by_default(stack_config: Config) -> None:
+    for stack in ("dev", "prod"):
+        settings = parse_settings(stack_config(stack), stack)
+        assert (settings.engine, settings.is_aurora, settings.notices) == ("instance", False, ())
+
+
+AURORA_REFUSALS = [
+    # (stack, changes, key, words): what a cluster cannot do
+    ("prod", {}, "auroraReaders", "a prod cluster needs at least one reader, in another Availability Zone"),
+    ("dev", {"multiAz": True}, "multiAz", "its standby is a reader in another Availability Zone"),
+    ("dev", {"readReplicas": "1"}, "readReplicas", "a cluster's read replicas are its readers, set auroraReaders"),
+    ("dev", {"engineVersion": "18"}, "engineVersion", "an Aurora PostgreSQL major version only, one of 14, 15, 16, 17"),
+    ("dev", {"auroraMinAcu": "8", "auroraMaxAcu": "4"}, "auroraMaxAcu", "must be at least auroraMinAcu (8)"),
+    ("dev", {"auroraMinAcu": "2", "auroraExpectedAcu": "1"}, "auroraExpectedAcu", "between 2 and auroraMaxAcu"),
+]
+
+
+@pytest.mark.parametrize(("stack", "changes", "key", "words"), AURORA_REFUSALS)
+def test_aurora_refuses_what_a_cluster_cannot_do(
+    stack_config: Config, stack: str, changes: dict[str, object], key: str, words: str
+) -> None:
+    found = problems(stack_config(stack), stack, engine="aurora", **changes)
+    assert any(p.startswith(f"temporaldb:{key} = ") and words in p for p in found), found
+    if key in ("auroraReaders", "multiAz", "readReplicas", "engineVersion"):
+        # A cluster's rules: the same values on an instance stack are the instance's business.
+        instance_problems: list[str] = []
+        try:
+            parse(stack_config(stack), stack, **changes)
+        except SettingsError as error:
+            instance_problems = error.problems
+        assert not any(words in p for p in instance_problems)
+
+
+def test_prod_with_a_reader_keeps_multi_az_and_hears_about_the_instance_keys(stack_config: Config) -> None:
+    settings = aurora(stack_config, "prod", auroraReaders=1)
+    assert settings.database.multi_az, "multiAz: true is what a reader in another zone gives"
+    assert len(settings.notices) == 2
+    class_notice, storage_notice = settings.notices
+    assert class_notice.startswith("temporaldb:instanceClass = db.t3.small does not apply to engine aurora")
+    assert "db.serverless" in class_notice
+    assert storage_notice.startswith("temporaldb:maxAllocatedStorageGb = 500 does not apply to engine aurora")
+    assert "VolumeBytesUsed" in storage_notice
+    assert all(notice.endswith("remove it from the stack file") for notice in settings.notices)
+
+
+def test_a_stack_written_for_aurora_hears_nothing(stack_config: Config) -> None:
+    assert aurora(stack_config, "dev", auroraMinAcu="0").notices == ()
+
+
+def test_instance_only_defaults_are_the_declared_ones(project_root: Path) -> None:
+    from infra.settings_aurora import INSTANCE_ONLY
+
+    declared = yaml.safe_load((project_root / "Pulumi.yaml").read_text())["config"]
+    for key, (default, _) in INSTANCE_ONLY.items():
+        assert engine_string(declared[key]["default"]) == default, key
+
+
+def test_every_aurora_problem_is_reported_together(stack_config: Config) -> None:
+    found = problems(
+        stack_config("prod"), "prod", engine="aurora", auroraMinAcu="0.25", auroraStorage="gp3", readReplicas="2"
+    )
+    for key in ("auroraMinAcu", "auroraStorage", "readReplicas", "auroraReaders"):
+        assert any(p.startswith(f"temporaldb:{key} = ") for p in found), key
