@@ -369,9 +369,9 @@ def targets(result: BenchResult) -> list[Target]:
     return [
         Target(
             "as-of p50 vs primary-key floor (1 client)",
-            "<= 3x",
+            "<= 2x",
             f"{floor_ratio:.2f}x ({asof.p50_ms} vs {floor.p50_ms} ms)",
-            floor_ratio <= 3,
+            floor_ratio <= 2,
         ),
         Target("as-of p99 (1 and 4 clients)", "<= 1 ms", f"{worst_p99} ms", worst_p99 <= 1),
         Target("naive SUM / as-of, 20 longest careers", ">= 300x", f"{result.naive_ratio}x", result.naive_ratio >= 300),

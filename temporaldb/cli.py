@@ -485,9 +485,9 @@ def _add_bench(commands: Commands) -> None:
     )
     panels = parser.add_argument_group(
         "panels",
-        "--panels measures only the panels, on the database nba_bench a full run loaded: a season's panel to "
-        "Parquet against the one-cell function cell by cell, and `temporaldb panel`'s peak RSS (a full run "
-        "measures them too). With --results it replaces only its own section of the file.",
+        "--panels measures the panels on the database nba_bench a full run loaded (run that first): a season's "
+        "panel to Parquet against the one-cell function cell by cell, and `temporaldb panel`'s peak RSS. With "
+        "--results it replaces only its own section of the file.",
     )
     panels.add_argument("--panels", action="store_true", help="only the panel benchmark")
     panels.add_argument("--season", help="the panel's season, e.g. 2015-16 (default: the last in the data)")
@@ -522,7 +522,6 @@ def _run_bench(args: argparse.Namespace) -> int:
         if args.results:
             bench.write_report(args.results, report)
         print(bench.as_json(result) if args.json else report)
-        print(_bench_panels(args, resolve_dsn(args.dsn), command))
         return EXIT_OK
     try:
         print(bench_small_server.from_command(args, command, _say))

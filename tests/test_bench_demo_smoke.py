@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -314,3 +315,51 @@ def test_demo_on_one_season(project: Path) -> None:
     again, said_again = _demo(project)
     assert "already loaded" in "\n".join(said_again)
     assert {name: again[name] for name in STATS} == {name: answer[name] for name in STATS}
+
+
+def test_panel_bench_on_the_loaded_season(
+    bench_server: ThrowawayServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`temporaldb bench --panels` on the database a full run loaded (loaded here when this test runs alone)."""
+    bench_dsn = make_conninfo(bench_server.dsn, dbname=BENCH_DATABASE)
+    if not _has_games(bench_server.dsn):
+        assert main(["bench", "--dsn", bench_server.dsn, "--data", str(tmp_path / "data"), "--seasons", "1",
+                     "--queries", "200"]) == EXIT_OK  # fmt: skip
+        capsys.readouterr()
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nkept\n", encoding="utf-8")
+    code = main(["bench", "--panels", "--rounds", "1", "--dsn", bench_server.dsn, "--results", str(results), "--json"])
+    assert code == EXIT_OK
+    figures = json.loads(capsys.readouterr().out)
+    with psycopg.connect(bench_dsn) as connection:
+        season, players, first, last = connection.execute(
+            """select max(season), (select count(distinct subject_id) from nba.stat_lines
+                                    where subject_kind = 'p' and season = (select max(season) from nba.games)),
+                      min(tipoff_at) filter (where season_type = 'regular'),
+                      max(tipoff_at) filter (where season_type = 'regular')
+               from nba.games"""
+        ).fetchone()
+    eastern = ZoneInfo("America/New_York")
+    days = (last.astimezone(eastern).date() - first.astimezone(eastern).date()).days + 1
+    assert (figures["season"], figures["players"], figures["days"]) == (season, players, days)
+    for rate in [*figures["end_to_end"].values(), figures["sql_only"]]:
+        assert rate["cells"] == players * days  # every cell was written (each measure checks its count)
+        assert len(rate["seconds"]) == 1
+    assert figures["one_cell"]["cells"] == 2000
+    small, large = figures["cli"]
+    assert small["cells"] == players * days
+    assert large["cells"] > 10 * small["cells"]
+    for run in (small, large):  # a Python process that imported pyarrow: tens of MB at least
+        assert run["peak_rss_mb"] > 30
+    report = results.read_text(encoding="utf-8")
+    assert report.startswith("# Benchmark results\n\nkept\n")  # the rest of the file stays
+    assert f"({players:,}) x every day of it ({days})" in report
+
+
+def _has_games(server_dsn: str) -> bool:
+    with psycopg.connect(server_dsn, autocommit=True) as connection:
+        exists = connection.execute("select 1 from pg_database where datname = %s", (BENCH_DATABASE,)).fetchall()
+    if not exists:
+        return False
+    with psycopg.connect(make_conninfo(server_dsn, dbname=BENCH_DATABASE)) as connection:
+        return bool(connection.execute("select to_regclass('nba.games') is not null").fetchall()[0][0])
