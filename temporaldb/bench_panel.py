@@ -79,6 +79,8 @@ class PanelBench:
     days: int
     jobs: int
     end_to_end: dict[str, Rate] = field(default_factory=dict)
+    inside_games: dict[str, int] = field(default_factory=dict)
+    """Cells, per moment convention, whose moment falls inside one of the player's games (its events are summed)."""
     sql_only: Rate | None = None
     one_cell: Rate | None = None
     cli: list[CliRun] = field(default_factory=list)
@@ -132,6 +134,18 @@ def to_parquet(dsn: str, panel: panelquery.Panel, jobs: int, folder: Path) -> fl
     if written != panel.cells:
         raise RuntimeError(f"the panel wrote {written:,} rows, expected {panel.cells:,}")
     return seconds
+
+
+def inside_games(dsn: str, panel: panelquery.Panel) -> int:
+    moments = [panel.moments.at(index) for index in range(len(panel.moments))]
+    with psycopg.connect(dsn) as connection:
+        count = connection.execute(
+            """select count(*) from nba.stat_lines s join unnest(%s::timestamptz[]) m(moment)
+                   on s.tipoff_at <= m.moment and s.last_event_at > m.moment
+               where s.subject_kind = 'p' and s.subject_id = any (%s) and s.season_type = 'r'""",
+            (moments, list(panel.ids)),
+        ).fetchall()[0][0]
+    return int(count)
 
 
 def sql_only(dsn: str, panel: panelquery.Panel) -> float:
@@ -197,6 +211,7 @@ def run(dsn: str, *, season: str | None, jobs: int, rounds: int, say: Say) -> Pa
             times["one"].append(cell_by_cell(dsn, sample))
             say(f"temporaldb bench: panel round {number}/{rounds}: {utc.cells / times['00:00 UTC'][-1]:,.0f} cells/s")
         result.end_to_end = {label: Rate(panels[label].cells, times[label]) for label in panels}
+        result.inside_games = {label: inside_games(dsn, panel) for label, panel in panels.items()}
         result.sql_only = Rate(utc.cells, times["sql"])
         result.one_cell = Rate(len(sample), times["one"])
         result.cli = _cli_runs(dsn, season, players, (first, last), folder=Path(work), say=say)
@@ -245,8 +260,11 @@ def render_section(result: PanelBench, command: str) -> str:
         "",
         "| measure | target | measured | met |",
         "|---|---|---|---|",
-        f"| end to end to Parquet, moments 00:00 UTC | >= 200,000 cells/s | {main.cells_per_second:,.0f} cells/s "
-        f"| {_met(main.cells_per_second >= 200_000)} |",
+        *(
+            f"| end to end to Parquet, moments {label} | >= 200,000 cells/s | {rate.cells_per_second:,.0f} cells/s "
+            f"| {_met(rate.cells_per_second >= 200_000)} |"
+            for label, rate in result.end_to_end.items()
+        ),
         f"| the same against one prepared one-cell call per cell | >= 20x | {ratio:.1f}x "
         f"({one.cells_per_second:,.0f} cells/s) | {_met(ratio >= 20)} |",
         f"| `temporaldb panel` peak RSS, any size | <= 300 MB | {peak:.0f} MB | {_met(peak <= 300)} |",
@@ -254,7 +272,10 @@ def render_section(result: PanelBench, command: str) -> str:
         "| measure | cells | median s | cells/s | rounds (s) |",
         "|---|---|---|---|---|",
     ]
-    rates = [(f"end to end to Parquet, moments {label}", rate) for label, rate in result.end_to_end.items()]
+    rates = [
+        (f"end to end to Parquet, moments {label} ({result.inside_games[label]:,} cells inside a game)", rate)
+        for label, rate in result.end_to_end.items()
+    ]
     rates += [("SQL alone (count(*) over the panel, one connection)", result.sql_only)]
     rates += [("one-cell function, one prepared call per cell (a random sample)", one)]
     for label, rate in rates:
