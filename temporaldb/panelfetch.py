@@ -27,13 +27,14 @@ import pyarrow as pa
 from psycopg import sql
 from pyarrow import csv
 
-from temporaldb.panelquery import CHUNK_CELLS, Panel, calls
+from temporaldb.panelquery import CHUNK_CELLS, Panel, PanelError, calls
 from temporaldb.panelwrite import arrow_schema, columns
 
 if TYPE_CHECKING:
     import datetime as dt
 
 Call = tuple[list[int], list["dt.datetime"]]
+EXPORT_SNAPSHOT = "select pg_catalog.pg_export_snapshot()"
 
 
 def tables(
@@ -54,7 +55,15 @@ def tables(
         for call in calls(panel, chunk_cells):
             yield _copy(connection, panel, call, schema)
         return
-    snapshot = str(connection.execute("select pg_catalog.pg_export_snapshot()").fetchall()[0][0])
+    try:
+        snapshot = str(connection.execute(EXPORT_SNAPSHOT).fetchall()[0][0])
+    except psycopg.Error as error:
+        # PostgreSQL exports snapshots on a hot standby too (since 10); a server that refuses says so.
+        raise PanelError(
+            f"--jobs {jobs}: the server cannot share one snapshot between connections "
+            f"({error.diag.message_primary or str(error).splitlines()[0]}); "
+            "run with --jobs 1"
+        ) from None
     yield from _parallel(panel, calls(panel, chunk_cells), schema, dsn=str(dsn), snapshot=snapshot, jobs=jobs)
 
 

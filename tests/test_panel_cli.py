@@ -146,6 +146,19 @@ def test_parallel_fetches_read_the_snapshot_of_the_first_connection(
     assert [tuple(row.values()) for table in fetched for row in table.to_pylist()] == before
 
 
+def test_a_server_that_cannot_share_its_snapshot_is_named_with_the_way_out(
+    league: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(panelfetch, "EXPORT_SNAPSHOT", "select pg_catalog.no_such_function()")
+    out = tmp_path / "panel.parquet"
+    args = ("--all", "--every", "1d", "--chunk-cells", "103", "--jobs", "2", "--out", str(out))
+    code, _, err = panel(capsys, league, *args)
+    assert code == EXIT_BAD_INPUT
+    assert_one_line(err, "temporaldb panel: --jobs 2: the server cannot share one snapshot between connections")
+    assert err.rstrip().endswith("run with --jobs 1")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_parquet_is_written_in_row_groups(
     league: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
