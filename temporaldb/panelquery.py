@@ -1,9 +1,10 @@
 """Panels from the database: which subjects, which moments, and the rows of nba.*_stats_panel, streamed.
 
-Shared by `temporaldb panel`, `temporaldb plot` and the notebook API (temporaldb/api.py). The rows come from
-server-side cursors, one SQL call per chunk of subjects (or of moments, for a single subject with more moments
-than a chunk holds), in the order of the SQL function: by subject id, then moment. Every call runs in one
-read-only repeatable-read transaction, so a load running meanwhile cannot tear a panel in two.
+Shared by `temporaldb panel`, `temporaldb plot` and the notebook API (temporaldb/api.py). One SQL call per chunk
+of subjects (or of moments, for a single subject with more moments than a chunk holds: `calls`), in the order of
+the SQL function: by subject id, then moment. `rows` fetches them through a server-side cursor as Python rows;
+temporaldb/panelfetch.py fetches the same calls as Arrow tables. Every call reads one snapshot (a read-only
+repeatable-read transaction), so a load running meanwhile cannot tear a panel in two.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 KINDS = ("player", "team")
 CHUNK_CELLS = 100_000
-"""Cells per SQL call: a few seconds of server work, a few MB of moments and rows at a time."""
+"""Cells per SQL call: well under a second of server work, about 10 MB of CSV and Arrow columns at a time."""
 FETCH_ROWS = 5_000
 """Rows per round trip of a server-side cursor."""
 
