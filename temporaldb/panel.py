@@ -21,7 +21,7 @@ from temporaldb import moments, panelquery
 from temporaldb.asof import SCOPES, SEASON_TYPES, AsOfError
 from temporaldb.output import OutputError, atomic_file
 from temporaldb.panelquery import CHUNK_CELLS, Panel, PanelError, Who
-from temporaldb.panelwrite import ParquetWriter, columns, open_writer
+from temporaldb.panelwrite import ParquetWriter, columns, open_text_writer
 
 if TYPE_CHECKING:
     from temporaldb.panelwrite import Writer
@@ -169,7 +169,7 @@ def _panel(args: argparse.Namespace) -> None:
             written = _stream(tables, parquet.write_table, lambda table: table.num_rows, writer=parquet, panel=panel)
         else:
             sink = sys.stdout.write if handle is None else (lambda text: handle.write(text.encode()))
-            writer = open_writer(form, columns(panel.id_column), zone, sink=sink, handle=handle)
+            writer = open_text_writer(form, columns(panel.id_column), zone, sink)
             batches = panelquery.rows(connection, panel, args.chunk_cells)
             written = _stream(batches, writer.write, len, writer=writer, panel=panel)
     where = f" to {args.out}" if args.out else ""

@@ -1,8 +1,8 @@
-"""Writing panel rows as they stream: CSV, JSON Lines, or Parquet in row groups.
+"""Writing panels as they stream: CSV and JSON Lines from rows, Parquet in row groups from Arrow tables.
 
 CSV and JSON Lines write each moment as ISO 8601 with its offset (in --tz, else UTC). Parquet keeps the types:
-the id and every stat int64, `as_of` a timestamp with time zone UTC (microseconds, PostgreSQL's precision).
-pyarrow is imported only when Parquet (or a DataFrame) is asked for.
+the id and every stat int64, `as_of` a timestamp with time zone UTC (microseconds, PostgreSQL's precision); its
+tables come from temporaldb/panelfetch.py. pyarrow is imported only when Parquet (or a DataFrame) is asked for.
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ def columns(id_column: str) -> list[str]:
 
 
 class Writer(Protocol):
-    def write(self, rows: Sequence[Row]) -> None: ...
-
     def finish(self) -> None: ...
 
     def abort(self) -> None: ...
+
+
+class TextWriter(Writer, Protocol):
+    def write(self, rows: Sequence[Row]) -> None: ...
 
 
 class CsvWriter:
@@ -96,15 +98,6 @@ def arrow_schema(id_column: str) -> pa.Schema:
     )
 
 
-def record_batch(rows: Sequence[Row], schema: pa.Schema) -> pa.RecordBatch:
-    """Rows to columns of the schema's types (aware datetimes become UTC instants)."""
-    import pyarrow as pa
-
-    values = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-    arrays = [pa.array(column, type=field.type) for column, field in zip(values, schema, strict=True)]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
 class ParquetWriter:
     """Row groups of ROW_GROUP_ROWS rows, written as they fill."""
 
@@ -117,18 +110,11 @@ class ParquetWriter:
         self._pending_rows = 0
         self._group_rows = row_group_rows or ROW_GROUP_ROWS
 
-    def write(self, rows: Sequence[Row]) -> None:
-        if rows:
-            self._add(record_batch(rows, self._schema))
-
     def write_table(self, table: pa.Table) -> None:
         """Cells already in columns of this schema (temporaldb.panelfetch)."""
         for batch in table.to_batches():
-            self._add(batch)
-
-    def _add(self, batch: pa.RecordBatch) -> None:
-        self._pending.append(batch)
-        self._pending_rows += batch.num_rows
+            self._pending.append(batch)
+            self._pending_rows += batch.num_rows
         if self._pending_rows >= self._group_rows:
             self._flush()
 
@@ -152,10 +138,6 @@ class ParquetWriter:
         self._writer.close()
 
 
-def open_writer(form: str, names: list[str], zone: dt.tzinfo, *, sink: TextSink, handle: BinaryIO | None) -> Writer:
-    """The writer of a format: text formats write to `sink`, Parquet to `handle` (a file)."""
-    if form == "parquet":
-        if handle is None:
-            raise ValueError("Parquet is written to a file")
-        return ParquetWriter(handle, names[0])
+def open_text_writer(form: str, names: list[str], zone: dt.tzinfo, sink: TextSink) -> TextWriter:
+    """The writer of a text format (csv or json), writing to `sink`."""
     return CsvWriter(sink, names, zone) if form == "csv" else JsonLinesWriter(sink, names, zone)
